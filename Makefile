@@ -1,0 +1,39 @@
+# `make run` and `make test` work from a fresh clone: they create .venv, install the package
+# with its Cython extension (editable) and the test dependencies, then run.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/node/node_modules/.installed
+
+.PHONY: run test test-pure test-speedups bench build clean
+
+$(STAMP): setup.py setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip setuptools cython
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+build: $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace
+
+$(NODE_STAMP): tests/node/package.json
+	cd tests/node && npm install --no-audit --no-fund --silent
+	touch $@
+
+run: build
+	$(BIN)/python examples/echo.py --host 127.0.0.1 --port 8000
+
+# The whole suite runs twice: once on the compiled hot path, once on the pure-Python twin.
+test: build $(NODE_STAMP)
+	$(BIN)/python -c 'import geventws, sys; sys.exit(not geventws.speedups_enabled())' || \
+		{ echo 'the Cython extension did not build'; exit 1; }
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+	GEVENTWS_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: build
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build geventws/*.so ext/*.c tests/node/node_modules

@@ -1,0 +1,47 @@
+"""The one exception hierarchy of geventws.
+
+``WebSocketError`` keeps the name gevent-websocket users already catch, so code written for it
+keeps working; everything geventws raises about the WebSocket protocol derives from it.
+"""
+
+
+class WebSocketError(Exception):
+    """Base class of every WebSocket-level error (the gevent-websocket name)."""
+
+
+class ProtocolError(WebSocketError):
+    """The peer broke the protocol; ``code`` is the close code we answer with (RFC 6455 7.4.1).
+
+    1002 for framing errors, 1007 for invalid UTF-8 or payload data, 1009 for a message over
+    the size limit.
+    """
+
+    def __init__(self, reason, code=1002):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class HandshakeError(WebSocketError):
+    """The opening handshake failed.
+
+    Server side it carries the HTTP ``status`` we answer with (400 or 426) and extra response
+    ``headers``; client side, the status and headers the server answered with.
+    """
+
+    def __init__(self, reason, status=400, headers=(), body=b''):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.headers = list(headers)
+        self.body = body
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed (or closing): nothing more can be sent."""
+
+    def __init__(self, code=1006, reason=''):
+        super().__init__('connection closed: %s %s' % (code, reason) if reason else
+                         'connection closed: %s' % code)
+        self.code = code
+        self.reason = reason

@@ -1,0 +1,93 @@
+"""Events: what the protocol core reports and what the app's callbacks receive.
+
+The objects the app sees (``MessageEvent``, ``CloseEvent``, ...) follow the browser API: a
+``type`` and the fields of the standard events. The core's control-frame events (``Ping``,
+``Pong``, ``CloseReceived``, ``Failure``) stay inside the I/O layer.
+"""
+
+
+class OpenEvent:
+    __slots__ = ()
+    type = 'open'
+
+
+class MessageEvent:
+    """A whole message: ``data`` is ``str`` for text and ``bytes`` for binary."""
+
+    __slots__ = ('data',)
+    type = 'message'
+
+    def __init__(self, data):
+        self.data = data
+
+    def __repr__(self):
+        return 'MessageEvent(%r)' % (self.data[:40],)
+
+    def __eq__(self, other):
+        return type(other) is MessageEvent and type(other.data) is type(self.data) \
+            and other.data == self.data
+
+    __hash__ = None
+
+
+class ErrorEvent:
+    """The connection failed; ``error`` is the exception that says why."""
+
+    __slots__ = ('error',)
+    type = 'error'
+
+    def __init__(self, error):
+        self.error = error
+
+    @property
+    def message(self):
+        return str(self.error)
+
+
+class CloseEvent:
+    """The connection is closed. ``code`` is the peer's close code (1005 when its close frame
+    had none), or 1006 when no close frame was received (RFC 6455 7.1.5)."""
+
+    __slots__ = ('code', 'reason', 'was_clean')
+    type = 'close'
+
+    def __init__(self, code, reason='', was_clean=True):
+        self.code = code
+        self.reason = reason
+        self.was_clean = was_clean
+
+    def __repr__(self):
+        return 'CloseEvent(%r, %r, was_clean=%r)' % (self.code, self.reason, self.was_clean)
+
+
+class Ping:
+    __slots__ = ('payload',)
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+class Pong:
+    __slots__ = ('payload',)
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+class CloseReceived:
+    """The peer's close frame; the core has already queued its answer if one is owed."""
+
+    __slots__ = ('code', 'reason')
+
+    def __init__(self, code, reason):
+        self.code = code
+        self.reason = reason
+
+
+class Failure:
+    """The peer broke the protocol; the core has queued a close frame with ``error.code``."""
+
+    __slots__ = ('error',)
+
+    def __init__(self, error):
+        self.error = error

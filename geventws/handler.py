@@ -1,0 +1,134 @@
+"""``WebSocketHandler``: gevent.pywsgi's handler, plus WebSocket upgrades.
+
+A request that asks for ``Upgrade: websocket`` is validated (400 or 426 with a one-line reason
+when it is bad) and the app gets an un-accepted ``WebSocket`` in ``environ['wsgi.websocket']``.
+The handshake is answered when the app first uses the socket (or sets a callback, or calls
+``accept()``); an app that instead answers with a plain response (a 403, say) without touching
+the socket has that response sent, and nothing is upgraded. The connection then runs to its
+end inside this handler's greenlet: pywsgi closes the socket when ``handle()`` returns.
+Every other request is served exactly as gevent.pywsgi serves it.
+"""
+import sys
+
+from gevent.pywsgi import WSGIHandler
+
+from . import handshake
+from .errors import HandshakeError
+from .limits import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE
+from .protocol import Connection
+from .websocket import WebSocket
+
+
+class WebSocketVersion(str):
+    """The handshake's protocol version as gevent-websocket gives it (the header's string,
+    '13'), which also compares equal to the number (13) that other servers use."""
+
+    def __eq__(self, other):
+        if isinstance(other, int):
+            return self == str(other)
+        return str.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+class WebSocketHandler(WSGIHandler):
+    """Use as ``WSGIServer(addr, app, handler_class=WebSocketHandler)``; tune limits with
+    ``handler_class=WebSocketHandler.configure(max_message_size=2**20)``."""
+
+    max_message_size = MAX_MESSAGE_SIZE
+    close_timeout = CLOSE_TIMEOUT
+
+    @classmethod
+    def configure(cls, **options):
+        """A subclass with other limits: ``max_message_size``, ``close_timeout``."""
+        for name in options:
+            if name.startswith('_') or not hasattr(cls, name) or callable(getattr(cls, name)):
+                raise TypeError('unknown WebSocketHandler option %r' % name)
+        return type(cls.__name__, (cls,), dict(options))
+
+    def run_application(self):
+        if not handshake.is_websocket_upgrade(self.environ):
+            return super().run_application()
+        try:
+            request = handshake.validate_request(self.environ)
+        except HandshakeError as exc:
+            return self._reject(exc)
+        ws = WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
+                                                                  headers),
+                       environ=self.environ, version=WebSocketVersion(request.version),
+                       close_timeout=self.close_timeout)
+        self.environ['wsgi.websocket'] = ws
+        self.environ['wsgi.websocket_version'] = ws.version
+        self._run_websocket_app(ws)
+
+    def _run_websocket_app(self, ws):
+        result = None
+        try:
+            result = self.application(self.environ, self.start_response)
+            if ws._used:
+                ws._serve()
+            else:
+                self.result, result = result, None
+                self.process_result()
+        except BaseException:
+            ws._abort()
+            if ws.ready_state != ws.CONNECTING:
+                # The 101 went out: log the app's traceback, but no 500 page on the socket.
+                self.handle_error(*sys.exc_info())
+                return
+            raise
+        finally:
+            close = getattr(result, 'close', None) or getattr(self.result, 'close', None)
+            self.result = None
+            if close is not None:
+                close()
+
+    def _accept(self, ws, request, protocols, headers):
+        protocol = request.select_protocol(protocols)
+        response_headers = request.response_headers(protocol, extra=list(headers or ()))
+        self._send_upgrade(response_headers)
+        conn = Connection(client=False, max_message_size=self.max_message_size)
+        ws._attach(self.socket, conn, protocol, '', self._buffered_input())
+
+    def _send_upgrade(self, headers, status='101 Switching Protocols'):
+        """Write the 101 answer ourselves and record it for pywsgi's access log."""
+        lines = ['HTTP/1.1 %s\r\n' % status]
+        lines.extend('%s: %s\r\n' % header for header in headers)
+        lines.append('\r\n')
+        data = ''.join(lines).encode('latin-1')
+        self.socket.sendall(data)
+        self.status = status.encode('latin-1')
+        self._orig_status = status
+        self.code = int(status[:3])
+        self.headers_sent = True
+        self.response_length = len(data)
+        self.close_connection = True
+
+    def _buffered_input(self):
+        """Bytes that arrived after the request headers and sit in ``rfile``'s buffer; taken
+        now so that the 8 KiB buffer can be dropped for the connection's life."""
+        sock, rfile = self.socket, self.rfile
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            data = rfile.peek(65536)
+            rfile.read(len(data))
+        except OSError:
+            data = b''
+        finally:
+            sock.settimeout(timeout)
+        return data
+
+    def _reject(self, exc):
+        """Answer a bad upgrade request with HTTP 400/426 and a one-line reason."""
+        body = (exc.reason + '\n').encode('utf-8', 'replace')
+        status = {400: '400 Bad Request', 426: '426 Upgrade Required'}.get(
+            exc.status, '%d Error' % exc.status)
+        self.close_connection = True
+        self.start_response(status, [('Content-Type', 'text/plain; charset=utf-8'),
+                                     ('Content-Length', str(len(body))),
+                                     ('Connection', 'close')] + list(exc.headers))
+        self.write(body)

@@ -1,0 +1,150 @@
+"""Opening handshakes (RFC 6455 section 4): request validation, Sec-WebSocket-Accept,
+subprotocol selection and the parsing of extension offers. Sans I/O: these functions read a
+WSGI environ or header values and return what to answer; the handler and the client do I/O.
+"""
+import base64
+import binascii
+import hashlib
+
+from .errors import HandshakeError
+
+GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+SUPPORTED_VERSIONS = ('13', '8', '7')   # hybi-13 (RFC 6455), hybi-08, hybi-07
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def accept_key(key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2, step 5.4)."""
+    digest = hashlib.sha1((key.strip() + GUID).encode('ascii')).digest()
+    return base64.b64encode(digest).decode('ascii')
+
+
+def header_tokens(value):
+    """The comma-separated tokens of a header value, lower-cased (RFC 7230 section 7)."""
+    return [t.strip().lower() for t in (value or '').split(',') if t.strip()]
+
+
+def is_websocket_upgrade(environ):
+    """True when the request asks to upgrade to WebSocket (any draft): such a request is
+    either answered with a WebSocket handshake or rejected with 400/426, never passed on."""
+    return 'websocket' in header_tokens(environ.get('HTTP_UPGRADE'))
+
+
+class ServerRequest:
+    """A validated RFC 6455 opening request: what ``accept()`` needs to answer it."""
+
+    def __init__(self, key, version, protocols, extensions):
+        self.key = key
+        self.version = version          # int: 13, 8 or 7
+        self.protocols = protocols      # offered subprotocols, in the client's order
+        self.extensions = extensions    # offered extensions: [(name, [(param, value)])]
+
+    def response_headers(self, protocol='', extension_header='', extra=()):
+        """Headers of the 101 answer."""
+        headers = [('Upgrade', 'websocket'), ('Connection', 'Upgrade'),
+                   ('Sec-WebSocket-Accept', accept_key(self.key))]
+        if protocol:
+            headers.append(('Sec-WebSocket-Protocol', protocol))
+        if extension_header:
+            headers.append(('Sec-WebSocket-Extensions', extension_header))
+        headers.extend(extra)
+        return headers
+
+    def select_protocol(self, supported):
+        """The first subprotocol of the client's list that the server supports, or ''."""
+        supported = list(supported or ())
+        for offered in self.protocols:
+            if offered in supported:
+                return offered
+        return ''
+
+
+def validate_request(environ):
+    """Check an RFC 6455 upgrade request (section 4.2.1); raise HandshakeError with the HTTP
+    status to answer: 400 with a one-line reason, or 426 for an unsupported version."""
+    if environ.get('REQUEST_METHOD') != 'GET':
+        raise HandshakeError('WebSocket handshake must use GET, not %s'
+                             % environ.get('REQUEST_METHOD'))
+    if environ.get('SERVER_PROTOCOL', 'HTTP/1.0') in ('HTTP/0.9', 'HTTP/1.0'):
+        raise HandshakeError('WebSocket handshake needs HTTP/1.1')
+    if 'upgrade' not in header_tokens(environ.get('HTTP_CONNECTION')):
+        raise HandshakeError("Connection header must contain the 'upgrade' token")
+    if not environ.get('HTTP_HOST'):
+        raise HandshakeError('Host header missing')
+    version = environ.get('HTTP_SEC_WEBSOCKET_VERSION', '').strip()
+    if version not in SUPPORTED_VERSIONS:
+        raise HandshakeError('unsupported Sec-WebSocket-Version %r' % version, status=426,
+                             headers=[('Sec-WebSocket-Version', ', '.join(SUPPORTED_VERSIONS))])
+    key = environ.get('HTTP_SEC_WEBSOCKET_KEY', '').strip()
+    try:
+        decoded = base64.b64decode(key.encode('ascii'), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        decoded = b''
+    if len(decoded) != 16:
+        raise HandshakeError('Sec-WebSocket-Key must be base64 of 16 bytes')
+    protocols = [p.strip() for p in environ.get('HTTP_SEC_WEBSOCKET_PROTOCOL', '').split(',')
+                 if p.strip()]
+    try:
+        extensions = parse_extension_header(environ.get('HTTP_SEC_WEBSOCKET_EXTENSIONS', ''))
+    except ValueError:
+        extensions = []   # an offer we cannot parse is declined, never an error page
+    return ServerRequest(key, int(version), protocols, extensions)
+
+
+def parse_extension_header(value):
+    """Parse a Sec-WebSocket-Extensions value (RFC 6455 9.1) into
+    ``[(name, [(param, value or None), ...]), ...]``; ValueError if it is malformed.
+
+    A small tokenizer rather than a regex: quoted-string values and stray separators are the
+    usual sources of wrong parses.
+    """
+    offers = []
+    pos, n = 0, len(value)
+
+    def skip_ws(i):
+        while i < n and value[i] in ' \t':
+            i += 1
+        return i
+
+    def token(i):
+        j = i
+        while j < n and value[j] in _TOKEN_CHARS:
+            j += 1
+        if j == i:
+            raise ValueError('expected a token at %d in %r' % (i, value))
+        return value[i:j], j
+
+    while True:
+        pos = skip_ws(pos)
+        if pos >= n:
+            break
+        if value[pos] == ',':
+            pos += 1
+            continue
+        name, pos = token(pos)
+        params = []
+        pos = skip_ws(pos)
+        while pos < n and value[pos] == ';':
+            pos = skip_ws(pos + 1)
+            param, pos = token(pos)
+            pos = skip_ws(pos)
+            arg = None
+            if pos < n and value[pos] == '=':
+                pos = skip_ws(pos + 1)
+                if pos < n and value[pos] == '"':
+                    end = value.find('"', pos + 1)
+                    if end < 0:
+                        raise ValueError('unterminated quoted string in %r' % value)
+                    arg = value[pos + 1:end]
+                    pos = end + 1
+                    if not arg or any(c not in _TOKEN_CHARS for c in arg):
+                        raise ValueError('quoted value must be a token (RFC 6455 9.1)')
+                else:
+                    arg, pos = token(pos)
+                pos = skip_ws(pos)
+            params.append((param.lower(), arg))
+        offers.append((name.lower(), params))
+        if pos < n and value[pos] != ',':
+            raise ValueError('unexpected %r at %d in %r' % (value[pos], pos, value))
+    return offers

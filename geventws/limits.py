@@ -1,0 +1,17 @@
+"""Every limit and timeout of geventws, with its safe default, in one place."""
+
+#: Largest message (after reassembly and decompression) accepted from a peer; over it the
+#: connection is closed with 1009. 16 MiB holds Autobahn's largest cases (9.x).
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+#: Seconds to wait for the peer's side of the closing handshake (and then for its TCP close)
+#: before the TCP connection is dropped anyway.
+CLOSE_TIMEOUT = 5.0
+
+#: Bytes asked of the socket per read. A larger read costs nothing when less is available:
+#: recv() returns what is there and the buffer is freed with the bytes object.
+READ_SIZE = 256 * 1024
+
+#: Payloads up to this size are joined with their frame header into one write; larger ones
+#: are written after the header without the copy a concatenation would cost.
+JOIN_LIMIT = 64 * 1024

@@ -1,0 +1,175 @@
+"""One RFC 6455 connection, server or client role, sans I/O: bytes in, events and bytes out.
+
+``receive_data(data)`` returns events (``MessageEvent``, ``Ping``, ``Pong``, ``CloseReceived``,
+``Failure``) and queues whatever the protocol owes the peer (pongs, the close echo, the close
+that fails the connection) for ``data_to_send()``. The ``send_*`` methods return the frames to
+write as a list of buffers. Nothing here touches a socket, a clock or a greenlet.
+
+Extensions plug in through a small interface (see ``Extension``): the reader lets RSV1 through
+on the first frame of a data message when one is active, and such messages are handed whole
+to ``extension.decode`` under the same size limit.
+"""
+import os
+
+from .errors import ConnectionClosed, ProtocolError
+from .events import CloseReceived, Failure, MessageEvent, Ping, Pong
+from .frames import (CLOSE_NO_STATUS, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
+                     OP_TEXT, encode_close_payload, frame_header, parse_close_payload)
+from .limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
+from .speedups import MessageReader, mask
+
+OPEN, CLOSING, CLOSED = 'OPEN', 'CLOSING', 'CLOSED'
+
+
+class Extension:
+    """What the core asks of an extension such as permessage-deflate (RFC 7692).
+
+    ``decode`` gets a whole message whose first frame had RSV1 set and returns its payload,
+    raising ``ProtocolError`` (1009 past ``max_size``, 1007 for corrupt data). ``encode`` gets
+    one outgoing fragment and returns ``(payload, rsv1)``; RSV1 is used on a message's first
+    frame only.
+    """
+
+    name = ''
+
+    def decode(self, payload, max_size):
+        raise NotImplementedError
+
+    def encode(self, payload, fin):
+        raise NotImplementedError
+
+
+class Connection:
+    """The state of one WebSocket connection after its opening handshake."""
+
+    def __init__(self, client=False, max_message_size=MAX_MESSAGE_SIZE, extension=None):
+        self.client = client
+        self.max_message_size = max_message_size
+        self.extension = extension
+        self.state = OPEN
+        self.close_sent = None        # (code, reason) of the close frame we sent
+        self.close_received = None    # (code, reason) of the peer's close frame
+        self.failure = None           # the ProtocolError that failed the connection
+        self._reader = MessageReader(max_message_size, not client, extension is not None)
+        self._owed = []               # frames owed to the peer, for data_to_send()
+        self._fragment_opcode = 0     # opcode of the message we are sending in fragments
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def receive_data(self, data):
+        """Events for ``data``, in order. After a close frame or a failure, nothing more."""
+        if self.close_received is not None or self.failure is not None:
+            return []
+        events = []
+        for item in self._reader.feed(data):
+            if type(item) is MessageEvent:
+                events.append(item)
+                continue
+            try:
+                if isinstance(item, ProtocolError):
+                    raise item
+                event = self._control_or_decoded(*item)
+            except ProtocolError as exc:
+                self._fail(exc)
+                events.append(Failure(exc))
+                break
+            events.append(event)
+            if type(event) is CloseReceived:
+                break
+        return events
+
+    def _control_or_decoded(self, opcode, payload):
+        if opcode == OP_PING:
+            if self.close_sent is None:
+                self._owed.extend(self._frame(OP_PONG, payload))
+            return Ping(payload)
+        if opcode == OP_PONG:
+            return Pong(payload)
+        if opcode == OP_CLOSE:
+            return self._close_received(payload)
+        data = self.extension.decode(payload, self.max_message_size)
+        if opcode == OP_TEXT:
+            try:
+                data = data.decode('utf-8')
+            except UnicodeDecodeError:
+                raise ProtocolError('invalid UTF-8 in a text message', 1007) from None
+        return MessageEvent(data)
+
+    def _close_received(self, payload):
+        """RFC 6455 5.5.1: answer a close with a close, echoing its code."""
+        code, reason = parse_close_payload(payload)
+        self.close_received = (code, reason)
+        if self.close_sent is None:
+            self._owed.extend(self._frame(OP_CLOSE, encode_close_payload(code)))
+            self.close_sent = (code, '')
+        self.state = CLOSED
+        return CloseReceived(code, reason)
+
+    def _fail(self, error):
+        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): send a close, read no more."""
+        self.failure = error
+        if self.close_sent is None:
+            reason = error.reason if len(error.reason.encode()) <= 123 else ''
+            self._owed.extend(self._frame(OP_CLOSE, encode_close_payload(error.code, reason)))
+            self.close_sent = (error.code, reason)
+        self.state = CLOSED
+
+    def data_to_send(self):
+        """Bytes the protocol owes the peer (pongs, close frames), and forgets them."""
+        if not self._owed:
+            return b''
+        owed, self._owed = self._owed, []
+        return b''.join(owed)
+
+    # -- outgoing ---------------------------------------------------------------------------
+
+    def send_message(self, data, fin=True):
+        """Frames for a text (``str``) or binary (bytes-like) message or fragment of one."""
+        if self.close_sent is not None:
+            raise ConnectionClosed(*self.close_sent)
+        if isinstance(data, str):
+            opcode, payload = OP_TEXT, data.encode('utf-8')
+        else:
+            opcode, payload = OP_BINARY, data
+        rsv1 = False
+        if self.extension is not None:
+            payload, rsv1 = self.extension.encode(payload, fin)
+        if self._fragment_opcode:
+            opcode, rsv1 = OP_CONTINUATION, False
+        self._fragment_opcode = 0 if fin else (self._fragment_opcode or opcode)
+        return self._frame(opcode, payload, fin, rsv1)
+
+    def send_ping(self, payload=b''):
+        return self._control(OP_PING, payload)
+
+    def send_pong(self, payload=b''):
+        return self._control(OP_PONG, payload)
+
+    def send_close(self, code=1000, reason=''):
+        """Start the closing handshake (RFC 6455 7.1.2); the connection is CLOSING after it."""
+        payload = encode_close_payload(code, reason)
+        if self.close_sent is not None:
+            raise ConnectionClosed(*self.close_sent)
+        self.close_sent = (code, reason)
+        self.state = CLOSED if self.close_received is not None else CLOSING
+        return self._frame(OP_CLOSE, payload)
+
+    def _control(self, opcode, payload):
+        if self.close_sent is not None:
+            raise ConnectionClosed(*self.close_sent)
+        payload = payload.encode('utf-8') if isinstance(payload, str) else bytes(payload)
+        if len(payload) > 125:
+            raise ValueError('control frame payload is %d bytes; at most 125' % len(payload))
+        return self._frame(opcode, payload)
+
+    def _frame(self, opcode, payload, fin=True, rsv1=False):
+        """One frame as buffers to write: masked with a fresh key per frame from a client
+        (RFC 6455 5.3, ``os.urandom``: the key must not be predictable), and a large server
+        payload left apart from its header rather than copied behind it."""
+        if self.client:
+            key = os.urandom(4)
+            return [frame_header(opcode, len(payload), fin, rsv1, key) + mask(payload, key)]
+        header = frame_header(opcode, len(payload), fin, rsv1)
+        if len(payload) <= JOIN_LIMIT:
+            return [header + payload]
+        return [header, payload]

@@ -1,0 +1,330 @@
+"""``WebSocket``: the standard WebSocket API over a protocol object and a gevent socket.
+
+One greenlet reads at a time (the one calling ``receive()``, iterating, or running the event
+loop); any greenlet may send, under a lock, so frames never interleave. The blocking API and
+the event API are two views of one queue of events: ``receive()`` takes the next message from
+it, ``run_forever()`` dispatches everything in it to ``onopen``/``onmessage``/``onerror``/
+``onclose``. ``onclose`` is dispatched exactly once, after every message that arrived before
+the close.
+
+Closing follows RFC 6455 section 7: answer a close with a close; after sending ours, read
+(still delivering messages) until the peer's close or ``close_timeout``; the server closes TCP
+first, the client waits for the server to do so.
+"""
+import socket as _socket
+from collections import deque
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+from .errors import ConnectionClosed, WebSocketError
+from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEvent, OpenEvent,
+                     Pong)
+from .frames import CLOSE_ABNORMAL
+from .limits import CLOSE_TIMEOUT, READ_SIZE
+
+CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
+_NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
+
+
+class _Callback:
+    """An ``on*`` attribute: setting one counts as using the socket (the handler then accepts
+    the upgrade and runs the event loop after the app returns)."""
+
+    def __set_name__(self, owner, name):
+        self.slot = '_' + name
+
+    def __get__(self, ws, owner=None):
+        return self if ws is None else getattr(ws, self.slot)
+
+    def __set__(self, ws, callback):
+        setattr(ws, self.slot, callback)
+        ws._used = True
+
+
+class WebSocket:
+    """One WebSocket connection, server or client side, with the browser API."""
+
+    CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
+
+    onopen = _Callback()
+    onmessage = _Callback()
+    onerror = _Callback()
+    onclose = _Callback()
+
+    def __init__(self, acceptor=None, *, environ=None, url=None, version=13,
+                 close_timeout=CLOSE_TIMEOUT):
+        self._acceptor = acceptor      # server side: answers the handshake, then _attach()
+        self.environ = environ
+        self.url = url
+        self.version = version
+        self.close_timeout = close_timeout
+        self.protocol = ''
+        self.extensions = ''
+        self.ready_state = CONNECTING
+        self.close_code = None
+        self.close_reason = None
+        self._onopen = self._onmessage = self._onerror = self._onclose = None
+        self._used = False
+        self._sock = None
+        self._conn = None
+        self._queue = deque()
+        self._send_lock = Semaphore()
+        self._read_lock = Semaphore()
+        self._done = Event()
+        self._pings = {}
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def accept(self, protocols=None, headers=None):
+        """Complete the opening handshake (server side), choosing the first subprotocol of
+        the client's list found in ``protocols`` and adding ``headers`` to the answer."""
+        self._used = True
+        if self.ready_state == CONNECTING:
+            self._acceptor(self, protocols, headers)
+
+    def _attach(self, sock, conn, protocol='', extensions='', buffered=b''):
+        """Start the open connection on ``sock`` with protocol object ``conn``; ``buffered``
+        is what arrived with the handshake (early frames of a pipelining peer)."""
+        self._sock = sock
+        self._conn = conn
+        self.protocol = protocol
+        self.extensions = extensions
+        self.ready_state = OPEN
+        try:
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass   # not TCP (a socketpair in tests, a Unix socket)
+        self._queue.append(OpenEvent())
+        if buffered:
+            self._handle_data(buffered)
+
+    def _ensure_open(self):
+        self._used = True
+        if self.ready_state == CONNECTING:
+            self.accept()
+
+    # -- the standard API -------------------------------------------------------------------
+
+    @property
+    def closed(self):
+        return self.ready_state == CLOSED
+
+    @property
+    def origin(self):
+        return (self.environ or {}).get('HTTP_ORIGIN')
+
+    @property
+    def path(self):
+        return (self.environ or {}).get('PATH_INFO')
+
+    def send(self, message, binary=None):
+        """Send ``str`` as a text message and bytes-like as binary; an iterable of fragments
+        is sent as one fragmented message. ``binary`` forces the type, as in
+        gevent-websocket. Raises ``ConnectionClosed`` once the connection is closing."""
+        self._ensure_open()
+        if isinstance(message, _NOT_FRAGMENTED):
+            message = self._coerce(message, binary)
+            with self._send_lock:
+                self._write(self._conn.send_message(message))
+            return
+        with self._send_lock:
+            pending = None
+            for fragment in message:
+                if pending is not None:
+                    self._write(self._conn.send_message(pending, fin=False))
+                pending = self._coerce(fragment, binary)
+            if pending is not None:
+                self._write(self._conn.send_message(pending))
+
+    @staticmethod
+    def _coerce(message, binary):
+        if binary is None:
+            return message
+        if binary:
+            return message.encode('utf-8') if isinstance(message, str) else message
+        return message if isinstance(message, str) else bytes(message).decode('utf-8')
+
+    def ping(self, data=b''):
+        """Send a ping; the returned ``gevent.event.Event`` is set when its pong arrives."""
+        self._ensure_open()
+        payload = data.encode('utf-8') if isinstance(data, str) else bytes(data)
+        waiter = Event()
+        with self._send_lock:
+            self._write(self._conn.send_ping(payload))
+            self._pings.setdefault(payload, []).append(waiter)
+        return waiter
+
+    def receive(self):
+        """The next message (``str`` or ``bytes``), or ``None`` once the connection is closed."""
+        self._ensure_open()
+        while True:
+            event = self._next_event()
+            if event is None:
+                return None
+            if type(event) is MessageEvent:
+                return event.data
+            self._dispatch(event)
+            if type(event) is CloseEvent:
+                return None
+
+    def __iter__(self):
+        while True:
+            message = self.receive()
+            if message is None:
+                return
+            yield message
+
+    def run_forever(self):
+        """Dispatch events to the ``on*`` callbacks until the connection is closed."""
+        self._ensure_open()
+        while True:
+            event = self._next_event()
+            if event is None:
+                return
+            self._dispatch(event)
+            if type(event) is CloseEvent:
+                return
+
+    def close(self, code=1000, reason=''):
+        """Start the closing handshake and wait (up to ``close_timeout``) for it to finish.
+        Messages that arrive meanwhile are still delivered, before ``onclose``."""
+        self._ensure_open()
+        if self.ready_state == CLOSED:
+            return
+        try:
+            with self._send_lock:
+                if self._conn.close_sent is None:
+                    self._write(self._conn.send_close(code, reason))
+            self.ready_state = CLOSING
+        except ConnectionClosed:
+            return
+        with gevent.Timeout(self.close_timeout, False):
+            with self._read_lock:
+                while self.ready_state != CLOSED:
+                    self._read()
+        if self.ready_state != CLOSED:
+            self._terminate(CLOSE_ABNORMAL, 'closing handshake timed out', False)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _next_event(self):
+        queue = self._queue
+        while not queue:
+            if self.ready_state == CLOSED:
+                return None
+            with self._read_lock:
+                if not queue and self.ready_state != CLOSED:
+                    self._read()
+        return queue.popleft()
+
+    def _read(self):
+        """One read from the socket and its consequences. The caller holds the read lock."""
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except OSError:
+            data = b''
+        if not data:
+            self._terminate(CLOSE_ABNORMAL, '', False)
+            return
+        self._handle_data(data)
+
+    def _handle_data(self, data):
+        conn = self._conn
+        events = conn.receive_data(data)
+        owed = conn.data_to_send()
+        if owed:
+            with self._send_lock:
+                self._write_quietly(owed)
+        queue = self._queue
+        for event in events:
+            kind = type(event)
+            if kind is MessageEvent:
+                queue.append(event)
+            elif kind is Pong:
+                for waiter in self._pings.pop(event.payload, ()):
+                    waiter.set()
+            elif kind is CloseReceived:
+                self._finish_closing(event.code, event.reason, True)
+            elif kind is Failure:
+                queue.append(ErrorEvent(event.error))
+                self._finish_closing(CLOSE_ABNORMAL, event.error.reason, False)
+
+    def _finish_closing(self, code, reason, was_clean):
+        """After the close frames: the server drops TCP at once when the handshake is
+        complete (RFC 6455 7.1.1); otherwise wait, reading nothing more, for the peer's TCP
+        close so that our close frame is not lost to a reset."""
+        if was_clean and not self._conn.client:
+            self._terminate(code, reason, was_clean)
+            return
+        if not was_clean:
+            try:
+                self._sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+        with gevent.Timeout(self.close_timeout, False):
+            try:
+                while self._sock.recv(READ_SIZE):
+                    pass
+            except OSError:
+                pass
+        self._terminate(code, reason, was_clean)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _write(self, buffers):
+        """Write frames (the caller holds the send lock); a dead socket ends the connection."""
+        try:
+            for buf in buffers:
+                self._sock.sendall(buf)
+        except OSError as exc:
+            self._terminate(CLOSE_ABNORMAL, str(exc), False)
+            raise ConnectionClosed(CLOSE_ABNORMAL, str(exc)) from None
+
+    def _write_quietly(self, data):
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            self._terminate(CLOSE_ABNORMAL, str(exc), False)
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def _terminate(self, code, reason, was_clean):
+        """The connection is over: close TCP and queue the one CloseEvent."""
+        if self._done.is_set():
+            return
+        self.ready_state = CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self._queue.append(CloseEvent(code, reason, was_clean))
+        self._done.set()
+
+    def _dispatch(self, event):
+        callback = getattr(self, '_on' + event.type)
+        if callback is not None:
+            callback(event)
+
+    def _serve(self):
+        """Run by the handler after the app returned: accept if the app only set callbacks,
+        run the event loop if it did, otherwise close normally; then dispatch what is left
+        (``onclose`` included) so that every callback fires exactly once."""
+        self._ensure_open()
+        if self.ready_state != CLOSED and not self._has_callbacks():
+            self.close()
+        self.run_forever()
+
+    def _has_callbacks(self):
+        return any((self._onopen, self._onmessage, self._onerror, self._onclose))
+
+    def _abort(self, code=1011, reason='internal error'):
+        """The app failed: close with 1011 if the connection is still open."""
+        if self.ready_state in (OPEN, CLOSING):
+            try:
+                self.close(code, reason)
+            except WebSocketError:
+                pass

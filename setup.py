@@ -1,0 +1,50 @@
+"""Build script: compiles the Cython hot path in ext/ into geventws._speedups when it can.
+
+A machine without a C compiler (or without Cython) still gets a working, pure-Python install:
+the build failure is reported once and the package falls back to its pure-Python twin.
+"""
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """Compile the speedups if possible; never fail the install because of them."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # compiler missing, Cython missing, ...
+            self._warn(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._warn(exc)
+
+    @staticmethod
+    def _warn(exc):
+        sys.stderr.write('WARNING: geventws speedups not built (%s); using pure Python\n' % exc)
+
+
+def extensions():
+    if os.environ.get('GEVENTWS_NO_EXTENSIONS'):
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        sys.stderr.write('WARNING: Cython not installed; geventws speedups not built\n')
+        return []
+    return cythonize(
+        [Extension('geventws._speedups', ['ext/_speedups.pyx'],
+                   extra_compile_args=['-O3'])],
+        compiler_directives={'language_level': '3', 'boundscheck': False,
+                             'wraparound': False, 'cdivision': True},
+    )
+
+
+setup(ext_modules=extensions() if os.path.exists('ext/_speedups.pyx') else [],
+      cmdclass={'build_ext': OptionalBuildExt})
