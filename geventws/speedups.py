@@ -13,9 +13,12 @@ _compiled = None
 if not _forced_pure:
     try:
         from . import _speedups as _compiled
-    except ImportError as exc:  # built without a compiler, or not built at all
-        warnings.warn('geventws: compiled speedups unavailable (%s); using pure Python' % exc,
-                      RuntimeWarning, stacklevel=2)
+    except ImportError as exc:  # installed without a C compiler, or not built at all
+        warnings.warn('geventws: the compiled speedups (geventws._speedups) are not available '
+                      '(%s), so the slower pure-Python implementation is used. Reinstall '
+                      'geventws where a C compiler is present to build them, or set '
+                      'GEVENTWS_NO_EXTENSIONS=1 to choose pure Python and silence this '
+                      'warning.' % exc, RuntimeWarning, stacklevel=2)
 
 if _compiled is not None:
     MessageReader = _compiled.MessageReader

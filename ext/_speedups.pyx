@@ -1,0 +1,483 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled hot path: the twin of ``geventws/reader.py`` and of ``frames.mask``.
+
+``MessageReader.feed(data)`` returns exactly what the pure-Python reader returns for the same
+byte stream split at the same points (``tests/test_twins.py`` checks that with Hypothesis):
+``MessageEvent`` for whole uncompressed data messages, ``(opcode, payload)`` for control frames
+and RSV1 (compressed) messages, and a ``ProtocolError`` as the last item of a broken stream.
+Read ``reader.py`` for the protocol rules; this file is about doing them without Python
+objects per frame:
+
+- ``data`` is borrowed, never kept: the I/O layer passes a view of one read buffer shared by
+  every connection of a thread. What the reader keeps between calls is copied into its own
+  small state (a partial header, a control frame's payload) or into the message's own bytes.
+- Each payload byte is copied once, from the input into the message's ``bytes`` object,
+  unmasked on the way 8 bytes at a time. Unmasking during the one copy a message needs anyway
+  costs no more than the copy; a separate in-place pass would read and write it all again.
+- A message that arrives whole in one call (the common small-message case) goes straight from
+  the input to its ``bytes``/``str``; larger and fragmented messages are reassembled in a
+  ``bytes`` object allocated for the frame's announced length and handed out without a copy.
+- Text is validated by a UTF-8 automaton on every chunk that does not end its message, so a
+  broken stream fails as soon as the bytes prove it (Autobahn's "fail fast" cases); the chunk
+  that ends a message is validated by the one ``PyUnicode_DecodeUTF8`` that builds the ``str``.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.ref cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
+
+from geventws.errors import ProtocolError
+from geventws.events import MessageEvent
+from geventws.reader import _utf8_error, header_error
+
+cdef extern from "Python.h":
+    # Declared by hand to manage the reassembly buffer's one reference ourselves: a bytes
+    # object may be resized (_PyBytes_Resize) only while nobody else holds it.
+    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *data, Py_ssize_t size)
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t size)
+    char *_bytes_data "PyBytes_AS_STRING"(PyObject *bytes)
+    void Py_XDECREF(PyObject *obj)
+
+cdef enum:
+    OP_TEXT = 1
+    OP_BINARY = 2
+    # Text messages up to this size that arrive whole are unmasked on the stack to decode.
+    STACK_TEXT = 512
+    # Beyond this, a frame's announced length is not allocated ahead of its bytes (it could
+    # be a lie); the buffer then grows by half its size as the bytes arrive.
+    EAGER_LIMIT = 64 * 1024 * 1024
+
+# UTF-8 automaton states (RFC 3629 section 4): what the bytes seen so far still require.
+cdef enum:
+    UTF8_REJECT = -1
+    UTF8_ACCEPT = 0
+    UTF8_CONT1 = 1        # one more continuation byte 80..BF
+    UTF8_CONT2 = 2
+    UTF8_CONT3 = 3
+    UTF8_AFTER_E0 = 4     # A0..BF, then one more: no overlong 3-byte forms
+    UTF8_AFTER_ED = 5     # 80..9F, then one more: no surrogates D800-DFFF
+    UTF8_AFTER_F0 = 6     # 90..BF, then two more: no overlong 4-byte forms
+    UTF8_AFTER_F4 = 7     # 80..8F, then two more: nothing above U+10FFFF
+
+
+cdef inline void _mask_copy(unsigned char *dst, const unsigned char *src, Py_ssize_t n,
+                            const unsigned char *key, Py_ssize_t phase) noexcept nogil:
+    """dst = src XOR key repeated, starting at key byte ``phase`` (RFC 6455 5.3).
+
+    A plain loop over 64-bit words, which gcc vectorizes at -O3; the memcpy calls compile to
+    unaligned loads and stores."""
+    cdef unsigned char k[8]
+    cdef uint64_t k64, word
+    cdef Py_ssize_t i
+    for i in range(8):
+        k[i] = key[(phase + i) & 3]
+    memcpy(&k64, k, 8)
+    i = 0
+    while i + 8 <= n:
+        memcpy(&word, src + i, 8)
+        word ^= k64
+        memcpy(dst + i, &word, 8)
+        i += 8
+    while i < n:
+        dst[i] = src[i] ^ k[i & 7]
+        i += 1
+
+
+cdef inline void _copy_payload(unsigned char *dst, const unsigned char *src, Py_ssize_t n,
+                               bint masked, const unsigned char *key,
+                               Py_ssize_t phase) noexcept nogil:
+    if masked:
+        _mask_copy(dst, src, n, key, phase)
+    else:
+        memcpy(dst, src, n)
+
+
+cdef int _utf8_scan(int state, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """The automaton's state after ``p[:n]``; UTF8_REJECT as soon as a byte proves the text
+    invalid, as CPython's strict decoder does (plus the surrogates it lets wait, see
+    reader.py). ASCII runs are skipped 8 bytes at a time."""
+    cdef Py_ssize_t i = 0
+    cdef uint64_t word
+    cdef unsigned char b
+    while i < n:
+        if state == UTF8_ACCEPT:
+            while i + 8 <= n:
+                memcpy(&word, p + i, 8)
+                if word & 0x8080808080808080ULL:
+                    break
+                i += 8
+            if i == n:
+                break
+        b = p[i]
+        i += 1
+        if state == UTF8_ACCEPT:
+            if b < 0x80:
+                continue
+            elif 0xC2 <= b <= 0xDF:
+                state = UTF8_CONT1
+            elif b == 0xE0:
+                state = UTF8_AFTER_E0
+            elif b == 0xED:
+                state = UTF8_AFTER_ED
+            elif 0xE1 <= b <= 0xEF:
+                state = UTF8_CONT2
+            elif b == 0xF0:
+                state = UTF8_AFTER_F0
+            elif b == 0xF4:
+                state = UTF8_AFTER_F4
+            elif 0xF1 <= b <= 0xF3:
+                state = UTF8_CONT3
+            else:
+                return UTF8_REJECT
+        elif state == UTF8_AFTER_E0:
+            if not 0xA0 <= b <= 0xBF:
+                return UTF8_REJECT
+            state = UTF8_CONT1
+        elif state == UTF8_AFTER_ED:
+            if not 0x80 <= b <= 0x9F:
+                return UTF8_REJECT
+            state = UTF8_CONT1
+        elif state == UTF8_AFTER_F0:
+            if not 0x90 <= b <= 0xBF:
+                return UTF8_REJECT
+            state = UTF8_CONT2
+        elif state == UTF8_AFTER_F4:
+            if not 0x80 <= b <= 0x8F:
+                return UTF8_REJECT
+            state = UTF8_CONT2
+        else:   # UTF8_CONT1..3: one continuation byte less to wait for
+            if not 0x80 <= b <= 0xBF:
+                return UTF8_REJECT
+            state -= 1
+    return state
+
+
+cdef inline bint _header_ok(int b0, int b1, int message_opcode, bint expect_masked,
+                            bint allow_rsv1) noexcept:
+    """The checks of reader.header_error as one predicate; on False that function builds the
+    error, so the reasons and their order live in one place."""
+    cdef int opcode = b0 & 0x0F
+    if b0 & 0x30 or (b0 & 0x40 and not (allow_rsv1 and (opcode == OP_TEXT or
+                                                         opcode == OP_BINARY))):
+        return False
+    if 3 <= opcode <= 7 or opcode >= 11:
+        return False
+    if opcode >= 8:
+        if not b0 & 0x80 or (b1 & 0x7F) > 125:
+            return False
+    elif opcode == 0:
+        if not message_opcode:
+            return False
+    elif message_opcode:
+        return False
+    return bool(b1 & 0x80) == expect_masked
+
+
+cdef inline Py_ssize_t _header_size(int b1) noexcept:
+    cdef int length = b1 & 0x7F
+    cdef Py_ssize_t size = 4 if length == 126 else 10 if length == 127 else 2
+    return size + 4 if b1 & 0x80 else size
+
+
+def mask(data, key):
+    """``data`` XOR the 4-byte ``key`` repeated (RFC 6455 5.3), as new bytes."""
+    cdef Py_buffer view, key_view
+    PyObject_GetBuffer(key, &key_view, PyBUF_SIMPLE)
+    try:
+        if key_view.len != 4:
+            raise ValueError('a masking key is 4 bytes, not %d' % key_view.len)
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            result = PyBytes_FromStringAndSize(NULL, view.len)
+            _mask_copy(<unsigned char *>PyBytes_AS_STRING(result),
+                       <const unsigned char *>view.buf, view.len,
+                       <const unsigned char *>key_view.buf, 0)
+            return result
+        finally:
+            PyBuffer_Release(&view)
+    finally:
+        PyBuffer_Release(&key_view)
+
+
+cdef class MessageReader:
+    """Parses the frames of one connection's incoming byte stream (RFC 6455 5.2-5.6).
+
+    Between calls it holds at most a partial header (14 bytes), a control frame's payload
+    (125 bytes) and the data message being received: an idle connection costs a few hundred
+    bytes, never a read buffer."""
+
+    cdef readonly object max_message_size
+    cdef readonly bint expect_masked
+    cdef readonly bint allow_rsv1
+    cdef unsigned long long _max
+    cdef bint _dead
+    # A header split across calls.
+    cdef unsigned char _hdr[14]
+    cdef Py_ssize_t _hdr_len
+    # The frame being read: set once its header is complete.
+    cdef bint _in_frame
+    cdef bint _fin
+    cdef bint _masked
+    cdef int _opcode
+    cdef unsigned char _key[4]
+    cdef unsigned long long _remaining
+    cdef Py_ssize_t _phase            # payload bytes of this frame unmasked so far
+    cdef unsigned char _ctrl[125]
+    cdef Py_ssize_t _ctrl_len
+    # The data message being reassembled (opcode 0: none).
+    cdef int _msg_opcode
+    cdef bint _msg_compressed
+    cdef PyObject *_msg               # its bytes, our only reference; NULL while empty
+    cdef Py_ssize_t _msg_len
+    cdef Py_ssize_t _msg_cap
+    cdef int _utf8_state
+
+    def __init__(self, max_message_size, expect_masked, allow_rsv1=False):
+        self.max_message_size = max_message_size
+        self.expect_masked = expect_masked
+        self.allow_rsv1 = allow_rsv1
+        self._max = max_message_size
+
+    def __dealloc__(self):
+        Py_XDECREF(self._msg)
+
+    def feed(self, data):
+        """Items for ``data`` (any bytes-like object, not kept), as reader.MessageReader."""
+        if self._dead:
+            return []
+        cdef Py_buffer view
+        cdef list out = []
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            self._parse(<const unsigned char *>view.buf, view.len, out)
+        except ProtocolError as exc:
+            self._die()
+            out.append(exc)
+        finally:
+            PyBuffer_Release(&view)
+        return out
+
+    cdef int _parse(self, const unsigned char *p, Py_ssize_t n, list out) except -1:
+        cdef Py_ssize_t pos = 0, take
+        while True:
+            if not self._in_frame:
+                pos += self._read_header(p + pos, n - pos)
+                if not self._in_frame:
+                    return 0
+            take = n - pos
+            if <unsigned long long>take > self._remaining:
+                take = <Py_ssize_t>self._remaining
+            if self._opcode >= 8:
+                # RFC 6455 5.5: control frames are whole and small; they may arrive between
+                # the fragments of a message.
+                _copy_payload(self._ctrl + self._ctrl_len, p + pos, take, self._masked,
+                              self._key, self._phase)
+                self._ctrl_len += take
+                self._phase += take
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return 0
+                self._in_frame = False
+                out.append((self._opcode,
+                            PyBytes_FromStringAndSize(<char *>self._ctrl, self._ctrl_len)))
+                continue
+            if self._fin and <unsigned long long>take == self._remaining and not self._msg_len:
+                # The whole message is in this input: no reassembly buffer.
+                out.append(self._whole_message(p + pos, take))
+                self._msg_opcode = 0
+                self._in_frame = False
+                pos += take
+                continue
+            if take:
+                self._append(p + pos, take)
+                pos += take
+            if self._remaining:
+                return 0
+            self._in_frame = False
+            if self._fin:
+                out.append(self._finish_message())
+
+    cdef Py_ssize_t _read_header(self, const unsigned char *p, Py_ssize_t avail) except -1:
+        """Consume header bytes; the frame starts (``_in_frame``) once they are all there.
+        Returns how many of ``p[:avail]`` were consumed. The first two bytes are checked as
+        soon as they are there, even if the rest of the header is not."""
+        cdef Py_ssize_t size, used = 0, take
+        if self._hdr_len == 0 and avail >= 2:
+            self._check_header(p[0], p[1])
+            size = _header_size(p[1])
+            if avail >= size:
+                self._start_frame(p)
+                return size
+            memcpy(self._hdr, p, avail)
+            self._hdr_len = avail
+            return avail
+        # A header split across calls: gather it in _hdr.
+        if self._hdr_len < 2:
+            if not avail:
+                return 0
+            self._hdr[self._hdr_len] = p[0]
+            self._hdr_len += 1
+            used = 1
+            if self._hdr_len < 2:
+                return used
+            self._check_header(self._hdr[0], self._hdr[1])
+        size = _header_size(self._hdr[1])
+        take = min(size - self._hdr_len, avail - used)
+        memcpy(self._hdr + self._hdr_len, p + used, take)
+        self._hdr_len += take
+        used += take
+        if self._hdr_len == size:
+            self._hdr_len = 0
+            self._start_frame(self._hdr)
+        return used
+
+    cdef int _check_header(self, int b0, int b1) except -1:
+        if not _header_ok(b0, b1, self._msg_opcode, self.expect_masked, self.allow_rsv1):
+            raise header_error(b0, b1, self._msg_opcode, self.expect_masked, self.allow_rsv1)
+        return 0
+
+    cdef int _start_frame(self, const unsigned char *h) except -1:
+        """RFC 6455 5.2: the payload length and masking key of a complete header."""
+        cdef int b0 = h[0], b1 = h[1], opcode = h[0] & 0x0F, i
+        cdef unsigned long long length = b1 & 0x7F
+        cdef Py_ssize_t offset = 2
+        if length == 126:
+            length = (<unsigned long long>h[2] << 8) | h[3]
+            offset = 4
+        elif length == 127:
+            length = 0
+            for i in range(2, 10):
+                length = (length << 8) | h[i]
+            offset = 10
+            if length >> 63:
+                raise ProtocolError('frame length has its most significant bit set')
+        if opcode < 8 and length > self._max - <unsigned long long>self._msg_len:
+            raise ProtocolError('message over the limit of %d bytes' % self.max_message_size,
+                                1009)
+        self._masked = b1 & 0x80
+        if self._masked:
+            memcpy(self._key, h + offset, 4)
+        self._in_frame = True
+        self._opcode = opcode
+        self._fin = b0 & 0x80
+        self._remaining = length
+        self._phase = 0
+        if opcode >= 8:
+            self._ctrl_len = 0
+        elif opcode:
+            self._msg_opcode = opcode
+            self._msg_compressed = b0 & 0x40
+            self._utf8_state = UTF8_ACCEPT
+        return 0
+
+    cdef object _whole_message(self, const unsigned char *src, Py_ssize_t n):
+        """The item for a message whose only payload bytes are ``src[:n]``."""
+        cdef unsigned char stack[STACK_TEXT]
+        cdef unsigned char *tmp
+        cdef bint text = self._msg_opcode == OP_TEXT and not self._msg_compressed
+        self._remaining = 0
+        if text and (not self._masked or n <= STACK_TEXT):
+            if self._masked:
+                _mask_copy(stack, src, n, self._key, self._phase)
+                src = stack
+            return MessageEvent(self._decode(<const char *>src, n))
+        if text:
+            tmp = <unsigned char *>PyMem_Malloc(n)
+            if tmp == NULL:
+                raise MemoryError()
+            try:
+                _mask_copy(tmp, src, n, self._key, self._phase)
+                return MessageEvent(self._decode(<const char *>tmp, n))
+            finally:
+                PyMem_Free(tmp)
+        payload = PyBytes_FromStringAndSize(NULL, n)
+        _copy_payload(<unsigned char *>PyBytes_AS_STRING(payload), src, n,
+                      self._masked, self._key, self._phase)
+        if self._msg_compressed:
+            return (self._msg_opcode, payload)
+        return MessageEvent(payload)
+
+    cdef int _append(self, const unsigned char *src, Py_ssize_t n) except -1:
+        """Add payload bytes to the message; text that does not end here is validated now."""
+        cdef unsigned char *dst
+        if self._msg_len + n > self._msg_cap:
+            self._reserve(n)
+        dst = <unsigned char *>_bytes_data(self._msg) + self._msg_len
+        _copy_payload(dst, src, n, self._masked, self._key, self._phase)
+        self._msg_len += n
+        self._phase += n
+        self._remaining -= n
+        if (self._msg_opcode == OP_TEXT and not self._msg_compressed and
+                not (self._fin and self._remaining == 0)):
+            self._utf8_state = _utf8_scan(self._utf8_state, dst, n)
+            if self._utf8_state == UTF8_REJECT:
+                raise _utf8_error()
+        return 0
+
+    cdef int _reserve(self, Py_ssize_t n) except -1:
+        """Room for ``n`` more bytes: the rest of the frame as announced (pages are only
+        touched as bytes arrive), or half as much again for fragmented messages."""
+        cdef Py_ssize_t need = self._msg_len + n
+        cdef Py_ssize_t target = need
+        cdef unsigned long long rest = self._msg_len + self._remaining
+        cdef Py_ssize_t grown = self._msg_cap + self._msg_cap // 2
+        if rest - need <= EAGER_LIMIT:
+            target = <Py_ssize_t>rest
+        if <unsigned long long>grown > self._max:
+            grown = <Py_ssize_t>self._max
+        if grown > target:
+            target = grown
+        if self._msg == NULL:
+            self._msg = _new_bytes(NULL, target)
+            if self._msg == NULL:
+                raise MemoryError()
+        elif _PyBytes_Resize(&self._msg, target) < 0:
+            self._msg_cap = self._msg_len = 0
+            raise MemoryError()
+        self._msg_cap = target
+        return 0
+
+    cdef object _finish_message(self):
+        cdef int opcode = self._msg_opcode
+        cdef bint compressed = self._msg_compressed
+        cdef Py_ssize_t length = self._msg_len
+        self._msg_opcode = 0
+        self._msg_len = 0
+        if opcode == OP_TEXT and not compressed:
+            if self._msg == NULL:
+                return MessageEvent('')
+            try:
+                return MessageEvent(self._decode(_bytes_data(self._msg), length))
+            finally:
+                self._drop_message()
+        if self._msg == NULL:
+            payload = b''
+        else:
+            if length < self._msg_cap and _PyBytes_Resize(&self._msg, length) < 0:
+                self._msg_cap = 0
+                raise MemoryError()
+            payload = <object>self._msg
+            self._drop_message()
+        if compressed:
+            return (opcode, payload)
+        return MessageEvent(payload)
+
+    cdef object _decode(self, const char *data, Py_ssize_t n):
+        try:
+            return PyUnicode_DecodeUTF8(data, n, NULL)
+        except UnicodeDecodeError:
+            raise _utf8_error() from None
+
+    cdef void _drop_message(self) noexcept:
+        Py_XDECREF(self._msg)
+        self._msg = NULL
+        self._msg_cap = 0
+
+    cdef void _die(self) noexcept:
+        self._dead = True
+        self._drop_message()
+        self._msg_len = 0

@@ -1,0 +1,56 @@
+"""Which hot path is in use, the switch that forces the pure-Python one, and the warning when
+the compiled one is missing."""
+import os
+import subprocess
+import sys
+
+import geventws
+from geventws import frames, speedups
+
+FORCED_PURE = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
+
+
+def run_python(code, **env):
+    environ = dict(os.environ, **env)
+    environ.pop('GEVENTWS_NO_EXTENSIONS', None)
+    environ.update(env)
+    return subprocess.run([sys.executable, '-W', 'default', '-c', code], env=environ,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_speedups_enabled_follows_the_switch():
+    """The suite runs twice (make test): compiled, then GEVENTWS_NO_EXTENSIONS=1."""
+    assert geventws.speedups_enabled() is not FORCED_PURE
+    expected = frames.mask if FORCED_PURE else speedups._compiled.mask
+    assert speedups.mask is expected
+
+
+def test_switch_in_a_fresh_interpreter():
+    check = 'import geventws; print(geventws.speedups_enabled())'
+    assert run_python(check).stdout.strip() == 'True'
+    pure = run_python(check, GEVENTWS_NO_EXTENSIONS='1')
+    assert pure.stdout.strip() == 'False'
+    assert pure.stderr == '', 'choosing pure Python on purpose warns about nothing'
+
+
+def test_one_clear_warning_when_the_extension_is_missing():
+    hidden = ("import sys; sys.modules['geventws._speedups'] = None\n"
+              "import geventws, geventws.protocol\n"
+              "print(geventws.speedups_enabled())\n"
+              "print(geventws.protocol.MessageReader.__module__)")
+    result = run_python(hidden)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['False', 'geventws.reader']
+    warnings = [line for line in result.stderr.splitlines() if 'Warning' in line]
+    assert len(warnings) == 1, result.stderr
+    assert 'RuntimeWarning' in warnings[0] and 'pure-Python' in warnings[0]
+    assert 'C compiler' in warnings[0]
+
+
+def test_both_masks_match_a_reference():
+    key = b'\x0f\xf0\xaa\x55'
+    data = bytes(range(256)) * 9 + b'tail'
+    expected = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    assert frames.mask(data, key) == expected
+    assert speedups.mask(data, key) == expected
+    assert frames.mask(b'', key) == speedups.mask(b'', key) == b''
