@@ -12,7 +12,7 @@ import sys
 
 from gevent.pywsgi import WSGIHandler
 
-from . import handshake
+from . import deflate, handshake
 from .errors import HandshakeError
 from .limits import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
@@ -40,10 +40,14 @@ class WebSocketHandler(WSGIHandler):
 
     max_message_size = MAX_MESSAGE_SIZE
     close_timeout = CLOSE_TIMEOUT
+    #: permessage-deflate (RFC 7692): True for the defaults, None to disable, or a dict of
+    #: ``geventws.deflate.DeflateOptions`` arguments.
+    compression = True
 
     @classmethod
     def configure(cls, **options):
-        """A subclass with other limits: ``max_message_size``, ``close_timeout``."""
+        """A subclass with other options: ``max_message_size``, ``close_timeout``,
+        ``compression``."""
         for name in options:
             if name.startswith('_') or not hasattr(cls, name) or callable(getattr(cls, name)):
                 raise TypeError('unknown WebSocketHandler option %r' % name)
@@ -88,10 +92,14 @@ class WebSocketHandler(WSGIHandler):
 
     def _accept(self, ws, request, protocols, headers):
         protocol = request.select_protocol(protocols)
-        response_headers = request.response_headers(protocol, extra=list(headers or ()))
+        extension_header, extension = (deflate.negotiate(request.extensions, self.compression)
+                                       or ('', None))
+        response_headers = request.response_headers(protocol, extension_header,
+                                                     extra=list(headers or ()))
         self._send_upgrade(response_headers)
-        conn = Connection(client=False, max_message_size=self.max_message_size)
-        ws._attach(self.socket, conn, protocol, '', self._buffered_input())
+        conn = Connection(client=False, max_message_size=self.max_message_size,
+                          extension=extension)
+        ws._attach(self.socket, conn, protocol, extension_header, self._buffered_input())
 
     def _send_upgrade(self, headers, status='101 Switching Protocols'):
         """Write the 101 answer ourselves and record it for pywsgi's access log."""

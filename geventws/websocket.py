@@ -28,6 +28,13 @@ CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
 
 
+
+def _off_the_hub(func, *args):
+    """Run CPU-heavy extension work (zlib on a large message, which releases the GIL) in
+    the hub's threadpool, so that the other connections are served meanwhile."""
+    return gevent.get_hub().threadpool.apply(func, args)
+
+
 class _Callback:
     """An ``on*`` attribute: setting one counts as using the socket (the handler then accepts
     the upgrade and runs the event loop after the app returns)."""
@@ -91,6 +98,9 @@ class WebSocket:
         self._conn = conn
         self.protocol = protocol
         self.extensions = extensions
+        extension = getattr(conn, 'extension', None)
+        if hasattr(extension, 'offload'):
+            extension.offload = _off_the_hub
         self.ready_state = OPEN
         try:
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
