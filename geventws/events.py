@@ -75,7 +75,8 @@ class Pong:
 
 
 class CloseReceived:
-    """The peer's close frame; the core has already queued its answer if one is owed."""
+    """The peer's close frame. If we have not sent ours, the I/O layer answers it (RFC 6455
+    5.5.1) once every message received before it was delivered."""
 
     __slots__ = ('code', 'reason')
 

@@ -75,6 +75,9 @@ class WebSocketHandler(WSGIHandler):
             if ws._used:
                 ws._serve()
             else:
+                # A refused upgrade ends the connection: what the client sent after its
+                # request would be WebSocket frames, not HTTP.
+                self.close_connection = True
                 self.result, result = result, None
                 self.process_result()
         except BaseException:

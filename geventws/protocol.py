@@ -96,13 +96,12 @@ class Connection:
         return MessageEvent(data)
 
     def _close_received(self, payload):
-        """RFC 6455 5.5.1: answer a close with a close, echoing its code."""
+        """The peer's close frame. When it starts the closing handshake, the answer is left
+        to the I/O layer (``send_close(event.code)``): RFC 6455 5.5.1 lets an endpoint send
+        what it still owes first, so messages that came before the close can be answered."""
         code, reason = parse_close_payload(payload)
         self.close_received = (code, reason)
-        if self.close_sent is None:
-            self._owed.extend(self._frame(OP_CLOSE, encode_close_payload(code)))
-            self.close_sent = (code, '')
-        self.state = CLOSED
+        self.state = CLOSED if self.close_sent is not None else CLOSING
         return CloseReceived(code, reason)
 
     def _fail(self, error):

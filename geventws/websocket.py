@@ -161,9 +161,9 @@ class WebSocket:
         self._ensure_open()
         payload = data.encode('utf-8') if isinstance(data, str) else bytes(data)
         waiter = Event()
-        with self._send_lock:
-            self._write(self._conn.send_ping(payload))
+        with self._send_lock:   # registered first: the pong may arrive while we write
             self._pings.setdefault(payload, []).append(waiter)
+            self._write(self._conn.send_ping(payload))
         return waiter
 
     def receive(self):
@@ -207,9 +207,13 @@ class WebSocket:
             with self._send_lock:
                 if self._conn.close_sent is None:
                     self._write(self._conn.send_close(code, reason))
-            self.ready_state = CLOSING
         except ConnectionClosed:
             return
+        received = self._conn.close_received
+        if received is not None:     # ours answers the peer's close: the handshake is done
+            self._finish_closing(received[0], received[1], True)
+            return
+        self.ready_state = CLOSING
         with gevent.Timeout(self.close_timeout, False):
             with self._read_lock:
                 while self.ready_state != CLOSED:
@@ -220,14 +224,30 @@ class WebSocket:
     # -- reading ----------------------------------------------------------------------------
 
     def _next_event(self):
+        """The next event for the app; the peer's close is answered when its turn comes."""
         queue = self._queue
-        while not queue:
-            if self.ready_state == CLOSED:
-                return None
-            with self._read_lock:
-                if not queue and self.ready_state != CLOSED:
-                    self._read()
-        return queue.popleft()
+        while True:
+            while not queue:
+                if self.ready_state == CLOSED:
+                    return None
+                with self._read_lock:
+                    if not queue and self.ready_state != CLOSED:
+                        self._read()
+            event = queue.popleft()
+            if type(event) is not CloseReceived:
+                return event
+            self._answer_close(event)
+
+    def _answer_close(self, event):
+        """Echo the peer's close code (RFC 6455 5.5.1), now that every message received
+        before its close frame was delivered and could still be answered."""
+        try:
+            with self._send_lock:
+                if self._conn.close_sent is None:
+                    self._write(self._conn.send_close(event.code))
+        except ConnectionClosed:
+            return
+        self._finish_closing(event.code, event.reason, True)
 
     def _read(self):
         """One read from the socket and its consequences. The caller holds the read lock."""
@@ -256,7 +276,11 @@ class WebSocket:
                 for waiter in self._pings.pop(event.payload, ()):
                     waiter.set()
             elif kind is CloseReceived:
-                self._finish_closing(event.code, event.reason, True)
+                if conn.close_sent is None:   # the peer starts closing: answered in turn
+                    self.ready_state = CLOSING
+                    queue.append(event)
+                else:
+                    self._finish_closing(event.code, event.reason, True)
             elif kind is Failure:
                 queue.append(ErrorEvent(event.error))
                 self._finish_closing(CLOSE_ABNORMAL, event.error.reason, False)
@@ -265,6 +289,8 @@ class WebSocket:
         """After the close frames: the server drops TCP at once when the handshake is
         complete (RFC 6455 7.1.1); otherwise wait, reading nothing more, for the peer's TCP
         close so that our close frame is not lost to a reset."""
+        if self._done.is_set():
+            return
         if was_clean and not self._conn.client:
             self._terminate(code, reason, was_clean)
             return
@@ -332,9 +358,15 @@ class WebSocket:
         return any((self._onopen, self._onmessage, self._onerror, self._onclose))
 
     def _abort(self, code=1011, reason='internal error'):
-        """The app failed: close with 1011 if the connection is still open."""
+        """The app failed: close with 1011 if the connection is still open; ``onclose``
+        still fires (once), and the messages nobody will read are dropped."""
         if self.ready_state in (OPEN, CLOSING):
             try:
                 self.close(code, reason)
             except WebSocketError:
                 pass
+        queue = self._queue
+        while queue:
+            event = queue.popleft()
+            if type(event) is CloseEvent:
+                self._dispatch(event)
