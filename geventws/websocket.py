@@ -17,6 +17,7 @@ from collections import deque
 import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
+from gevent.monkey import get_original
 
 from .errors import ConnectionClosed, WebSocketError
 from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEvent, OpenEvent,
@@ -33,6 +34,19 @@ def _off_the_hub(func, *args):
     """Run CPU-heavy extension work (zlib on a large message, which releases the GIL) in
     the hub's threadpool, so that the other connections are served meanwhile."""
     return gevent.get_hub().threadpool.apply(func, args)
+
+
+_per_thread = get_original('threading', 'local')()   # per OS thread even when monkey-patched
+
+
+def _read_buffer():
+    """This thread's read buffer (a memoryview), shared by every connection its hub serves:
+    one greenlet runs at a time and parses what it read before it can yield."""
+    try:
+        return _per_thread.read_buffer
+    except AttributeError:
+        _per_thread.read_buffer = buffer = memoryview(bytearray(READ_SIZE))
+        return buffer
 
 
 class _Callback:
@@ -250,15 +264,21 @@ class WebSocket:
         self._finish_closing(event.code, event.reason, True)
 
     def _read(self):
-        """One read from the socket and its consequences. The caller holds the read lock."""
+        """One read from the socket and its consequences. The caller holds the read lock.
+
+        The bytes land in this thread's shared read buffer and are parsed before anything
+        can switch greenlets; the protocol object gets a view of it and must copy what it
+        keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
+        connection)."""
+        buffer = _read_buffer()
         try:
-            data = self._sock.recv(READ_SIZE)
+            size = self._sock.recv_into(buffer)
         except OSError:
-            data = b''
-        if not data:
+            size = 0
+        if not size:
             self._terminate(CLOSE_ABNORMAL, '', False)
             return
-        self._handle_data(data)
+        self._handle_data(buffer[:size])
 
     def _handle_data(self, data):
         conn = self._conn
