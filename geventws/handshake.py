@@ -53,7 +53,7 @@ class ServerRequest:
 
     def select_protocol(self, supported):
         """The first subprotocol of the client's list that the server supports, or ''."""
-        supported = list(supported or ())
+        supported = [supported] if isinstance(supported, str) else list(supported or ())
         for offered in self.protocols:
             if offered in supported:
                 return offered

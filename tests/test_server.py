@@ -138,8 +138,8 @@ def upgrade_headers(key=None, version='13', protocols=None, **overrides):
                'Sec-WebSocket-Version': version}
     if protocols:
         headers['Sec-WebSocket-Protocol'] = protocols
-    headers.update(overrides)
-    return [(k.replace('_', '-'), v) for k, v in headers.items() if v is not None]
+    headers.update((name.replace('_', '-'), value) for name, value in overrides.items())
+    return [(name, value) for name, value in headers.items() if value is not None]
 
 
 class Recorder:

@@ -1,0 +1,79 @@
+"""No leaks: after 1000 connections, ended cleanly, by a protocol error or by an abrupt TCP
+reset, the server holds no more greenlets (counted in the server's own thread) and the
+process no more file descriptors than before."""
+import gc
+import os
+import time
+
+import greenlet
+
+from conftest import echo_app
+from geventws.frames import OP_TEXT
+from test_protocol import close_frame, frame
+from test_server import RawClient
+
+CONNECTIONS = 1000
+
+
+def _greenlets():
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet))
+
+
+def _fds():
+    return len(os.listdir('/proc/self/fd'))
+
+
+def _clean(client):
+    client.send(frame(OP_TEXT, b'hello'))
+    assert client.recv_message() == 'hello'
+    client.send(close_frame(1000, masked=True))
+    assert client.recv_close() == (1000, '')
+    client.assert_eof()
+    client.close()
+
+
+def _protocol_error(client):
+    client.send(frame(OP_TEXT, b'unmasked', masked=False))
+    assert client.recv_close()[0] == 1002
+    client.assert_eof()
+    client.close()
+
+
+def _reset_after_echo(client):
+    client.send(frame(OP_TEXT, b'hello'))
+    assert client.recv_message() == 'hello'
+    client.reset()
+
+
+def _reset_mid_frame(client):
+    client.send(frame(OP_TEXT, b'x' * 1000)[:100])
+    client.reset()
+
+
+ENDINGS = [_clean, _protocol_error, _reset_after_echo, _reset_mid_frame]
+
+
+def _settled(measure, baseline, timeout=10):
+    """``measure()`` once it is back to ``baseline`` or below (connections that were reset
+    end in the server a moment after the client is gone), else its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = measure()
+        if value <= baseline or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def test_no_greenlet_or_fd_left_after_1000_connections(serve):
+    server = serve(echo_app)
+    greenlets_before = server.call(_greenlets)
+    fds_before = _fds()
+
+    for i in range(CONNECTIONS):
+        client = RawClient(server.port)
+        client.handshake()
+        ENDINGS[i % len(ENDINGS)](client)
+
+    assert _settled(lambda: server.call(_greenlets), greenlets_before) <= greenlets_before
+    assert _settled(_fds, fds_before) <= fds_before
