@@ -54,3 +54,48 @@ def test_both_masks_match_a_reference():
     assert frames.mask(data, key) == expected
     assert speedups.mask(data, key) == expected
     assert frames.mask(b'', key) == speedups.mask(b'', key) == b''
+
+
+# -- the read path: one shared buffer per thread ----------------------------------------------
+
+def test_read_buffer_is_shared_per_thread_even_when_monkey_patched():
+    """Greenlets of one hub share one read buffer; another OS thread (another hub) has its
+    own. Checked in a fresh interpreter because patch_all() cannot be undone."""
+    code = '\n'.join([
+        'from gevent import monkey; monkey.patch_all()',
+        'import gevent, threading',
+        'from geventws.websocket import _read_buffer',
+        'mine = [gevent.spawn(_read_buffer) for _ in range(3)]',
+        'gevent.joinall(mine)',
+        'same = len({id(g.value) for g in mine}) == 1',
+        'other = []',
+        'start, lock = monkey.get_original("_thread", ["start_new_thread", "allocate_lock"])',
+        'done = lock(); done.acquire()',
+        'start(lambda: (other.append(_read_buffer()), done.release()), ())',
+        'assert done.acquire(timeout=10)',
+        'print(same, other[0] is not mine[0].value, len(mine[0].value))',
+    ])
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    from geventws.limits import READ_SIZE
+    assert result.stdout.split() == ['True', 'True', str(READ_SIZE)]
+
+
+def test_connections_sharing_the_read_buffer_keep_their_own_bytes(echo_server):
+    """Half a frame from one client, a whole one from another, then the rest of the first:
+    the leftover of the first read must survive the reads of the second connection."""
+    from test_protocol import frame
+    from test_server import RawClient
+    first, second = RawClient(echo_server.port), RawClient(echo_server.port)
+    first.handshake()
+    second.handshake()
+    big = bytes(range(256)) * 1000
+    text = 'éü€😀' * 50
+    data = frame(0x2, big) + frame(0x1, text.encode())
+    for cut in (3, 7, 1000, len(data) - 5):
+        first.send(data[:cut])
+        second.send(frame(0x1, b'in between'))
+        assert second.recv_message() == 'in between'
+        first.send(data[cut:])
+        assert first.recv_message() == big
+        assert first.recv_message() == text
