@@ -45,3 +45,9 @@ class ConnectionClosed(WebSocketError):
                          'connection closed: %s' % code)
         self.code = code
         self.reason = reason
+
+
+class HandshakeTimeout(HandshakeError, TimeoutError):
+    """Client side: the server took the TCP connection but did not finish the opening
+    handshake in time. Also a ``TimeoutError``, so that ``except TimeoutError`` catches a
+    slow server whether it was slow to connect or slow to answer."""

@@ -5,6 +5,7 @@ WSGI environ or header values and return what to answer; the handler and the cli
 import base64
 import binascii
 import hashlib
+import os
 
 from .errors import HandshakeError
 
@@ -148,3 +149,126 @@ def parse_extension_header(value):
         if pos < n and value[pos] != ',':
             raise ValueError('unexpected %r at %d in %r' % (value[pos], pos, value))
     return offers
+
+
+# -- client side ------------------------------------------------------------------------------
+# RFC 6455 section 4.1: the opening request a client sends and the checks on the answer.
+
+#: Request headers the handshake writes itself; ``headers=`` may not set them.
+_CLIENT_OWNED_HEADERS = frozenset(['upgrade', 'connection', 'sec-websocket-key',
+                                   'sec-websocket-version', 'sec-websocket-protocol',
+                                   'sec-websocket-extensions'])
+
+
+def client_key():
+    """A fresh Sec-WebSocket-Key (RFC 6455 4.1): 16 bytes from ``os.urandom``, because the
+    key must be unpredictable, base64-encoded."""
+    return base64.b64encode(os.urandom(16)).decode('ascii')
+
+
+def client_request(resource, host, key, protocols=(), origin=None, headers=(),
+                   extensions=''):
+    """The bytes of the opening request (RFC 6455 4.1): version 13, ``protocols`` offered in
+    order, ``extensions`` the offer of an extension such as permessage-deflate. ``headers``
+    (a mapping or pairs) are added; a ``Host`` or ``Origin`` among them replaces ours."""
+    extra = list(headers.items() if hasattr(headers, 'items') else headers)
+    names = {name.lower() for name, _ in extra}
+    owned = sorted(names & _CLIENT_OWNED_HEADERS)
+    if owned:
+        raise ValueError('the handshake sets %s itself' % ', '.join(owned))
+    for protocol in protocols:
+        if not protocol or any(c not in _TOKEN_CHARS for c in protocol):
+            raise ValueError('subprotocol %r is not a token (RFC 6455 4.1)' % (protocol,))
+    fields = [] if 'host' in names else [('Host', host)]
+    fields += [('Upgrade', 'websocket'), ('Connection', 'Upgrade'),
+               ('Sec-WebSocket-Key', key), ('Sec-WebSocket-Version', '13')]
+    if origin is not None and 'origin' not in names:
+        fields.append(('Origin', origin))
+    if protocols:
+        fields.append(('Sec-WebSocket-Protocol', ', '.join(protocols)))
+    if extensions:
+        fields.append(('Sec-WebSocket-Extensions', extensions))
+    fields += extra
+    lines = ['GET %s HTTP/1.1' % resource]
+    for name, value in fields:
+        line = '%s: %s' % (name, value)
+        if '\r' in line or '\n' in line:
+            raise ValueError('line break in header %r' % (name,))
+        lines.append(line)
+    return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
+
+
+class ClientResponse:
+    """The head of the server's answer; ``rest`` is what followed it in the same reads (the
+    first frames after a 101, the body of an error page)."""
+
+    def __init__(self, status, reason, headers, rest):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # [(name, value)] as received
+        self.rest = rest
+
+    def header(self, name):
+        """The values of header ``name`` joined with commas (RFC 7230 3.2.2), or None."""
+        values = [v for n, v in self.headers if n.lower() == name]
+        return ', '.join(values) if values else None
+
+
+def parse_response(data, limit):
+    """The ``ClientResponse`` in ``data``, or None while its head is incomplete. Raises
+    HandshakeError for a head that is malformed or longer than ``limit`` bytes."""
+    end = data.find(b'\r\n\r\n')
+    if end > limit or (end < 0 and len(data) > limit):
+        raise HandshakeError('response head longer than %d bytes' % limit, status=None)
+    if end < 0:
+        return None
+    lines = data[:end].decode('latin-1').split('\r\n')
+    version, _, rest = lines[0].partition(' ')
+    code, _, reason = rest.partition(' ')
+    if not version.startswith('HTTP/') or len(code) != 3 or not code.isdigit():
+        raise HandshakeError('malformed status line %r' % lines[0], status=None)
+    headers = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(':')
+        if not colon or not name or name != name.strip():
+            raise HandshakeError('malformed header line %r' % line, status=int(code))
+        headers.append((name, value.strip()))
+    return ClientResponse(int(code), reason, headers, data[end + 4:])
+
+
+def validate_response(response, key, protocols=(), offered_extensions=()):
+    """Check the server's answer as RFC 6455 4.1 requires of a client and return
+    ``(protocol, extensions)``: the subprotocol chosen ('' for none) and the extensions
+    accepted as ``[(name, params)]``. Raises HandshakeError with the server's status,
+    headers and (for an error page) body."""
+
+    def fail(reason):
+        body = response.rest if response.status != 101 else b''
+        raise HandshakeError(reason, status=response.status, headers=response.headers,
+                             body=body)
+
+    if response.status != 101:
+        fail('server answered %d %s instead of 101 Switching Protocols'
+             % (response.status, response.reason))
+    if (response.header('upgrade') or '').strip().lower() != 'websocket':
+        fail('Upgrade header is %r, not websocket' % response.header('upgrade'))
+    if 'upgrade' not in header_tokens(response.header('connection')):
+        fail('Connection header %r lacks the upgrade token' % response.header('connection'))
+    if (response.header('sec-websocket-accept') or '').strip() != accept_key(key):
+        fail('Sec-WebSocket-Accept %r does not match the key we sent'
+             % response.header('sec-websocket-accept'))
+    try:
+        extensions = parse_extension_header(response.header('sec-websocket-extensions') or '')
+    except ValueError as exc:
+        fail('malformed Sec-WebSocket-Extensions: %s' % exc)
+    for name, _ in extensions:
+        if name not in offered_extensions:
+            fail('server chose extension %r, which was not offered' % name)
+    protocol = (response.header('sec-websocket-protocol') or '').strip()
+    if protocol and protocol not in protocols:
+        fail('server chose subprotocol %r, which was not offered' % protocol)
+    if protocols and not protocol:
+        # The WHATWG WebSocket standard (as browsers do): offered subprotocols that the
+        # server does not answer mean the two ends did not agree on one.
+        fail('server accepted none of the subprotocols offered (%s)' % ', '.join(protocols))
+    return protocol, extensions

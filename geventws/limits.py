@@ -15,3 +15,10 @@ READ_SIZE = 256 * 1024
 #: Payloads up to this size are joined with their frame header into one write; larger ones
 #: are written after the header without the copy a concatenation would cost.
 JOIN_LIMIT = 64 * 1024
+
+#: Seconds a client may spend opening a connection: DNS, TCP connect, TLS and the opening
+#: handshake together (``connect(url, timeout=...)``).
+OPEN_TIMEOUT = 10.0
+
+#: Largest HTTP response head a client reads before the opening handshake fails.
+MAX_RESPONSE_HEAD = 64 * 1024

@@ -354,7 +354,8 @@ class WebSocket:
         self.close_code = code
         self.close_reason = reason
         try:
-            self._sock.close()
+            if self._sock is not None:   # None: a client that could not connect
+                self._sock.close()
         except OSError:
             pass
         self._queue.append(CloseEvent(code, reason, was_clean))
