@@ -235,3 +235,17 @@ def test_masking_matches_a_reference(size):
     assert mask(data, key) == expected
     assert _speedups.mask(data, key) == expected
     assert _speedups.mask(bytearray(data), memoryview(key)) == expected
+
+
+def test_utf8_automaton_agrees_on_every_short_sequence():
+    """Every 2-byte sequence, and 3- and 4-byte ones built from the boundary bytes of RFC 3629's
+    table, in an unfinished text frame: both twins fail at the same byte or wait alike."""
+    edges = [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF]
+    sequences = [bytes((a, b)) for a in range(256) for b in range(256)]
+    sequences += [bytes((a, b, c)) for a in range(0xC0, 0x100) for b in edges for c in edges]
+    sequences += [bytes((a, b, c, d)) for a in range(0xF0, 0xF8)
+                  for b in edges for c in edges for d in edges]
+    for sequence in sequences:
+        unfinished = encode_frame(0x81, b'ab' + sequence, b'\x00\x00\x00\x00', length=20)
+        pure, compiled = (normalized(twin(100, True).feed(unfinished)) for twin in TWINS)
+        assert compiled == pure, sequence
