@@ -12,7 +12,7 @@ import gevent
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 
-from . import handshake
+from . import deflate, handshake
 from .errors import ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketError
 from .events import ErrorEvent
 from .frames import CLOSE_ABNORMAL
@@ -63,7 +63,9 @@ class WebSocketClient(WebSocket):
     mapping or pairs; ``Host`` replaces ours); ``origin`` for the ``Origin`` header;
     ``timeout`` in seconds for DNS, connect, TLS and handshake together; ``ssl_context`` for
     wss:// (default: the system's CAs, hostname checked); ``max_message_size``;
-    ``close_timeout`` for the closing handshake and the server's TCP close after it.
+    ``close_timeout`` for the closing handshake and the server's TCP close after it;
+    ``compression``: permessage-deflate, offered by default (True), None to not offer it,
+    or a dict of ``geventws.deflate.DeflateOptions`` arguments.
     """
 
     origin = None    # the Origin we send, where the server side reads the client's
@@ -71,7 +73,7 @@ class WebSocketClient(WebSocket):
 
     def __init__(self, url, protocols=None, headers=None, origin=None, timeout=OPEN_TIMEOUT,
                  ssl_context=None, max_message_size=MAX_MESSAGE_SIZE,
-                 close_timeout=CLOSE_TIMEOUT):
+                 close_timeout=CLOSE_TIMEOUT, compression=True):
         super().__init__(url=url, version=13, close_timeout=close_timeout)
         self.target = Target(url)
         self.path = self.target.path
@@ -81,6 +83,7 @@ class WebSocketClient(WebSocket):
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.max_message_size = max_message_size
+        self.compression = deflate.compression_options(compression)
         self._runner = None
 
     # -- opening ----------------------------------------------------------------------------
@@ -93,16 +96,21 @@ class WebSocketClient(WebSocket):
         if self.ready_state != CONNECTING:
             return
         key = handshake.client_key()
+        offer = deflate.client_offer(self.compression)
         request = handshake.client_request(self.target.resource, self.target.host_header, key,
-                                           self.protocols, self.origin, self.headers)
+                                           self.protocols, self.origin, self.headers, offer)
         sock, response = self._open(request)
         try:
-            protocol, _ = handshake.validate_response(response, key, self.protocols)
+            protocol, _ = handshake.validate_response(response, key, self.protocols,
+                                                      [deflate.NAME] if offer else [])
+            extensions = response.header('sec-websocket-extensions') or ''
+            extension = deflate.client_negotiate(extensions, self.compression)
         except HandshakeError:
             sock.close()
             raise
-        conn = Connection(client=True, max_message_size=self.max_message_size)
-        self._attach(sock, conn, protocol, '', response.rest)
+        conn = Connection(client=True, max_message_size=self.max_message_size,
+                          extension=extension)
+        self._attach(sock, conn, protocol, extensions, response.rest)
 
     def _open(self, request):
         """Connect, send ``request`` and read the answer's head, all within ``timeout``."""
@@ -215,7 +223,7 @@ def connect(url, **options):
     """Open a WebSocket connection and return it (a ``WebSocketClient``, open); raises
     ``OSError`` or ``HandshakeError`` if it cannot be opened. Options as ``WebSocketClient``:
     ``protocols``, ``headers``, ``origin``, ``timeout``, ``ssl_context``,
-    ``max_message_size``, ``close_timeout``."""
+    ``max_message_size``, ``close_timeout``, ``compression``."""
     ws = WebSocketClient(url, **options)
     ws.connect()
     return ws

@@ -381,3 +381,81 @@ def test_raw_client_role_to_other_servers(request, tap, peer, compression):
     finally:
         client.close()
     wire.assert_compressed_both_ways()
+
+
+# -- geventws.client ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('compression', [
+    True,
+    dict(server_no_context_takeover=True, client_no_context_takeover=True,
+         server_max_window_bits=10, client_max_window_bits=9),
+])
+@pytest.mark.parametrize('peer', ['websockets_server', 'node_server', 'our_server'])
+def test_our_client_with_compression(request, serve, tap, peer, compression):
+    from geventws.client import connect
+    port = serve(echo_app).port if peer == 'our_server' else request.getfixturevalue(peer)
+    wire = tap(port)
+    ws = connect(wire.url, compression=compression, timeout=TIMEOUT)
+    try:
+        assert ws.extensions.startswith('permessage-deflate'), ws.extensions
+        for data in PAYLOADS:
+            ws.send(data)
+            assert ws.receive() == data
+    finally:
+        ws.close()
+    wire.assert_compressed_both_ways()
+
+
+def test_our_client_without_compression_offers_nothing(serve, tap):
+    from geventws.client import connect
+    wire = tap(serve(echo_app).port)
+    ws = connect(wire.url, compression=None, timeout=TIMEOUT)
+    try:
+        ws.send(b'x' * 5000)
+        assert ws.receive() == b'x' * 5000
+        assert ws.extensions == ''
+    finally:
+        ws.close()
+    assert b'Sec-WebSocket-Extensions' not in bytes(wire.streams[0][0])
+    assert not any(rsv1 for which in (0, 1) for _, rsv1 in wire.data_frames(which))
+
+
+def bad_response_server(extensions):
+    """A server that answers the handshake with ``extensions``, whatever was offered."""
+    from geventws.handshake import accept_key
+    listener = socket.create_server(('127.0.0.1', 0))
+
+    def answer():
+        conn, _ = listener.accept()
+        with conn:
+            data = b''
+            while b'\r\n\r\n' not in data:
+                data += conn.recv(4096)
+            key = [line.split(b': ', 1)[1] for line in data.split(b'\r\n')
+                   if line.lower().startswith(b'sec-websocket-key')][0].decode()
+            conn.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'
+                          'Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n'
+                          'Sec-WebSocket-Extensions: %s\r\n\r\n'
+                          % (accept_key(key), extensions)).encode())
+            conn.recv(4096)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return listener
+
+
+@pytest.mark.parametrize('compression, extensions', [
+    (True, 'permessage-deflate; client_max_window_bits=14'),   # over the 12 offered
+    (True, 'permessage-deflate; unknown_parameter'),
+    (None, 'permessage-deflate'),                              # nothing was offered
+])
+def test_our_client_fails_the_handshake_on_a_bad_response(compression, extensions):
+    from geventws import HandshakeError
+    from geventws.client import connect
+    listener = bad_response_server(extensions)
+    try:
+        with pytest.raises(HandshakeError):
+            connect('ws://127.0.0.1:%d/' % listener.getsockname()[1],
+                    compression=compression, timeout=TIMEOUT)
+    finally:
+        listener.close()
