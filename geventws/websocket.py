@@ -353,11 +353,17 @@ class WebSocket:
         self.ready_state = CLOSED
         self.close_code = code
         self.close_reason = reason
-        try:
-            if self._sock is not None:   # None: a client that could not connect
+        if self._sock is not None:   # None: a client that could not connect
+            try:
+                # shutdown() sends the FIN now: close() alone is deferred while pywsgi's
+                # rfile still refers to the socket, which a TLS socket honours.
+                self._sock.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 self._sock.close()
-        except OSError:
-            pass
+            except OSError:
+                pass
         self._queue.append(CloseEvent(code, reason, was_clean))
         self._done.set()
 
