@@ -86,7 +86,8 @@ class CloseReceived:
 
 
 class Failure:
-    """The peer broke the protocol; the core has queued a close frame with ``error.code``."""
+    """The peer broke the protocol; the I/O layer fails the connection with
+    ``send_failure_close()`` (code ``error.code``) once the messages before it were delivered."""
 
     __slots__ = ('error',)
 

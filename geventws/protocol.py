@@ -105,13 +105,19 @@ class Connection:
         return CloseReceived(code, reason)
 
     def _fail(self, error):
-        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): send a close, read no more."""
+        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): read no more. The close frame
+        (``send_failure_close()``) is the I/O layer's to send once the messages that came
+        before the error were delivered, so that their answers still go out (Autobahn 3.2,
+        5.15 expect the echo of the message before the error, then the close)."""
         self.failure = error
-        if self.close_sent is None:
-            reason = error.reason if len(error.reason.encode()) <= 123 else ''
-            self._owed.extend(self._frame(OP_CLOSE, encode_close_payload(error.code, reason)))
-            self.close_sent = (error.code, reason)
-        self.state = CLOSED
+        self.state = CLOSED if self.close_sent is not None else CLOSING
+
+    def send_failure_close(self):
+        """The close frame that fails the connection: the error's code, and its reason when
+        it fits in a control frame (RFC 6455 5.5)."""
+        error = self.failure
+        reason = error.reason if len(error.reason.encode()) <= 123 else ''
+        return self.send_close(error.code, reason)
 
     def data_to_send(self):
         """Bytes the protocol owes the peer (pongs, close frames), and forgets them."""
@@ -150,7 +156,8 @@ class Connection:
         if self.close_sent is not None:
             raise ConnectionClosed(*self.close_sent)
         self.close_sent = (code, reason)
-        self.state = CLOSED if self.close_received is not None else CLOSING
+        done = self.close_received is not None or self.failure is not None
+        self.state = CLOSED if done else CLOSING
         return self._frame(OP_CLOSE, payload)
 
     def _control(self, opcode, payload):

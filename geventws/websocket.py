@@ -217,11 +217,16 @@ class WebSocket:
         self._ensure_open()
         if self.ready_state == CLOSED:
             return
+        failure = self._conn.failure   # the peer broke the protocol: its close code wins
         try:
             with self._send_lock:
                 if self._conn.close_sent is None:
-                    self._write(self._conn.send_close(code, reason))
+                    self._write(self._conn.send_failure_close() if failure is not None
+                                else self._conn.send_close(code, reason))
         except ConnectionClosed:
+            return
+        if failure is not None:
+            self._finish_closing(CLOSE_ABNORMAL, failure.reason, False)
             return
         received = self._conn.close_received
         if received is not None:     # ours answers the peer's close: the handshake is done
@@ -248,9 +253,14 @@ class WebSocket:
                     if not queue and self.ready_state != CLOSED:
                         self._read()
             event = queue.popleft()
-            if type(event) is not CloseReceived:
+            kind = type(event)
+            if kind is CloseReceived:
+                self._answer_close(event)
+            elif kind is Failure:
+                self._fail_connection(event.error)
+                return ErrorEvent(event.error)
+            else:
                 return event
-            self._answer_close(event)
 
     def _answer_close(self, event):
         """Echo the peer's close code (RFC 6455 5.5.1), now that every message received
@@ -262,6 +272,18 @@ class WebSocket:
         except ConnectionClosed:
             return
         self._finish_closing(event.code, event.reason, True)
+
+    def _fail_connection(self, error):
+        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7), now that the messages received
+        before the error were delivered: send the close with the error's code, then wait
+        for the peer's TCP close."""
+        try:
+            with self._send_lock:
+                if self._conn.close_sent is None:
+                    self._write(self._conn.send_failure_close())
+        except ConnectionClosed:
+            return
+        self._finish_closing(CLOSE_ABNORMAL, error.reason, False)
 
     def _read(self):
         """One read from the socket and its consequences. The caller holds the read lock.
@@ -302,8 +324,12 @@ class WebSocket:
                 else:
                     self._finish_closing(event.code, event.reason, True)
             elif kind is Failure:
-                queue.append(ErrorEvent(event.error))
-                self._finish_closing(CLOSE_ABNORMAL, event.error.reason, False)
+                if conn.close_sent is None:   # failed in turn, after the messages before it
+                    self.ready_state = CLOSING
+                    queue.append(event)
+                else:
+                    queue.append(ErrorEvent(event.error))
+                    self._finish_closing(CLOSE_ABNORMAL, event.error.reason, False)
 
     def _finish_closing(self, code, reason, was_clean):
         """After the close frames: the server drops TCP at once when the handshake is

@@ -46,15 +46,17 @@ def messages(events):
 
 
 def assert_failed(conn, events, code):
-    """The connection failed with ``code``: a Failure event and a server close frame with
-    that code owed to the peer; nothing more is read."""
+    """The connection failed with ``code``: a Failure event, nothing more is read, and the
+    close frame that fails the connection (sent by the I/O layer in turn) has that code."""
     assert type(events[-1]) is Failure, events
     assert events[-1].error.code == code
-    owed = conn.data_to_send()
-    assert owed[:2] == b'\x88' + bytes([len(owed) - 2])
-    assert struct.unpack('!H', owed[2:4])[0] == code
-    assert conn.state == CLOSED
     assert conn.receive_data(frame(OP_TEXT, b'more')) == []
+    assert conn.data_to_send() == b''
+    assert conn.state == CLOSING
+    close = b''.join(conn.send_failure_close())
+    assert close[:2] == b'\x88' + bytes([len(close) - 2])
+    assert struct.unpack('!H', close[2:4])[0] == code
+    assert conn.state == CLOSED
 
 
 # Every framing error (code 1002), invalid payload (1007) and over-size message (1009).
@@ -267,5 +269,5 @@ def test_client_role_masks_and_refuses_masked_frames():
     assert messages(conn.receive_data(frame(OP_TEXT, b'hi', masked=False))) == ['hi']
     events = conn.receive_data(frame(OP_TEXT, b'hi', masked=True))
     assert type(events[-1]) is Failure and events[-1].error.code == 1002
-    owed = conn.data_to_send()
-    assert owed[0] == 0x88 and owed[1] & 0x80      # a client's close frame is masked too
+    close = b''.join(conn.send_failure_close())
+    assert close[0] == 0x88 and close[1] & 0x80    # a client's close frame is masked too
