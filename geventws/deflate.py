@@ -12,7 +12,7 @@ deflater KiB  memLevel ->       1       3       4       5       6       8       
 =========================  ======  ======  ======  ======  ======  ======  =======
 window bits 9                   9      12      16      24      40     136      264
 window bits 11                 15      18      22      30      46     142      270
-window bits 12                 23      26      30    **38**      54     150      278
+window bits 12 (ours)          23      26      30      38      54     150      278
 window bits 13                 39      42      46      54      70     166      294
 window bits 15 (zlib's)       135     138     142     150     166     262      390
 =========================  ======  ======  ======  ======  ======  ======  =======
@@ -25,7 +25,9 @@ server compresses with 12 bits and memLevel 5 (38 KiB) and asks clients that all
 ``client_max_window_bits=12`` (an 11 KiB inflater instead of 39): about 50 KiB per
 connection that has exchanged compressed messages, nothing before the first one (both zlib
 objects are created on first use) and nothing between messages when context takeover is
-off (they are dropped after each message).
+off (they are dropped after each message). Server RSS per idle connection after one echoed
+message (``tests/test_deflate_memory.py``): 23.3 KiB without compression, 74.8 KiB with the
+defaults, 25.3 KiB without context takeover.
 
 Messages under ``min_size`` (64 bytes) are sent uncompressed, which RFC 7692 section 6
 allows: there compression saves at most about 45 bytes, less than the TCP/IP headers of the
@@ -34,7 +36,9 @@ packet that carries them, and costs 3-5 us, as much as the rest of the send path
 Compressing 10 MiB of JSON takes 270 ms at level 6 (110 ms at level 1); 10 MiB of random
 bytes 400 ms; inflating 10 MiB 40 ms. zlib releases the GIL, so payloads of ``offload_size``
 (64 KiB, about 2 ms of work) or more go through ``offload`` when the I/O layer sets it (the
-gevent layer runs them in the hub's threadpool); this module never imports gevent.
+gevent layer runs them in the hub's threadpool, 130 us a round trip): the longest stall of
+the hub while a 10 MiB JSON message is compressed and inflated fell from 356 ms to 13 ms.
+This module never imports gevent.
 
 zlib cannot compress raw DEFLATE with an 8-bit window (``wbits=-8`` is rejected since zlib
 1.2.9), so an agreed window of 8 bits is compressed with 9: zlib never emits a distance
@@ -332,14 +336,14 @@ def _accept_response(agreed, options):
     if requested is not None and ('server_max_window_bits' not in agreed or
                                   server_bits > requested):
         raise ValueError('server_max_window_bits=%d was requested, not agreed' % requested)
+    # 7.1.2.2 wants a limit no larger than the value we offered; some servers (Autobahn's)
+    # ignore that value. A larger limit is harmless (we never compress with more than we
+    # offered), so it is accepted rather than failing the handshake.
     client_bits = options.client_max_window_bits or _DEFAULT_WINDOW_BITS
     limit = agreed.get('client_max_window_bits')
     if limit is True:
         raise ValueError('client_max_window_bits needs a value in a response')
     if limit is not None:
-        if client_bits < 15 and limit > client_bits:
-            raise ValueError('client_max_window_bits=%d is over the %d offered'
-                             % (limit, client_bits))
         client_bits = min(client_bits, limit)
     client_reset = (options.client_no_context_takeover or
                     'client_no_context_takeover' in agreed)

@@ -2,7 +2,6 @@
 ``permessage-deflate; client_max_window_bits`` on every connection. Text and binary messages
 from 1 byte to 1 MiB echo back intact, and both directions are compressed on the wire.
 """
-import os
 import tempfile
 
 import pytest

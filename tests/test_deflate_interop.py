@@ -445,7 +445,7 @@ def bad_response_server(extensions):
 
 
 @pytest.mark.parametrize('compression, extensions', [
-    (True, 'permessage-deflate; client_max_window_bits=14'),   # over the 12 offered
+    (True, 'permessage-deflate; server_max_window_bits=7'),
     (True, 'permessage-deflate; unknown_parameter'),
     (None, 'permessage-deflate'),                              # nothing was offered
 ])
