@@ -400,6 +400,44 @@ def test_protocol_error_from_the_server_fails_the_connection(raw_server, frame, 
     assert server.outcome() == (0x8, code, b'')   # the client then closed TCP too
 
 
+@pytest.mark.parametrize('chop', [False, True], ids=['whole', 'byte-by-byte'])
+@pytest.mark.parametrize('frames, messages, replies', [
+    # Autobahn 2.x: pings are answered with their payload, unsolicited pongs ignored
+    (_frame(0x9, b'x' * 125) + _frame(0xA, b'unasked') + _frame(0x1, b'a'), ['a'],
+     [(0xA, b'x' * 125)]),
+    # 5.x: control frames between the fragments of a message; empty fragments
+    (_frame(0x1, b'He', fin=False) + _frame(0x9, b'p') + _frame(0x0, b'llo'), ['Hello'],
+     [(0xA, b'p')]),
+    (_frame(0x2, b'', fin=False) + _frame(0x0, b'', fin=False) + _frame(0x0, b''), [b''], []),
+    # 6.x: a character cut between fragments; every size of character
+    (_frame(0x1, b'\xce', fin=False) + _frame(0x0, b'\xba\xe1\xbd\xb9'), ['\u03ba\u1f79'], []),
+    (_frame(0x1, '\x7f\u07ff\uffff\U0010ffff'.encode()), ['\x7f\u07ff\uffff\U0010ffff'], []),
+    # 9.x/10.x: a large message whose header and payload arrive in pieces
+    (_frame(0x2, b'\x01' * 70000), [b'\x01' * 70000], []),
+], ids=['pings', 'ping-between-fragments', 'empty-fragments', 'utf8-cut', 'utf8-sizes',
+        'large'])
+def test_valid_sequences_from_the_server(raw_server, frames, messages, replies, chop):
+    def script(conn, request):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sendall(_answer(request))
+        data = frames + _close_frame(1000, b'done \xe2\x9c\x93')
+        step = 1 if chop and len(data) < 1000 else 997 if chop else len(data)
+        for i in range(0, len(data), step):
+            conn.sendall(data[i:i + step])
+        seen = []
+        while True:
+            fin, opcode, masked, key, payload = _read_client_frame(conn)
+            seen.append((opcode, payload))
+            if opcode == 0x8:
+                return seen
+
+    server = raw_server(script)
+    ws = connect(server.url, timeout=TIMEOUT)
+    assert list(ws) == messages
+    assert (ws.close_code, ws.close_reason) == (1000, 'done \u2713')
+    assert server.outcome() == replies + [(0x8, struct.pack('!H', 1000))]
+
+
 def test_max_message_size(raw_server):
     def script(conn, request):
         conn.sendall(_answer(request) + _frame(0x2, b'x' * 100) + _frame(0x2, b'x' * 101))

@@ -246,9 +246,11 @@ def fragmenting_peer(request):
     server.stop()
 
 
-@pytest.fixture
-def ws(peer):
-    ws = connect(peer.url, timeout=TIMEOUT, close_timeout=TIMEOUT)
+@pytest.fixture(params=[None, True], ids=['plain', 'deflate'])
+def ws(peer, request):
+    """A connection to ``peer``, without and with permessage-deflate (offered by default)."""
+    ws = connect(peer.url, timeout=TIMEOUT, close_timeout=TIMEOUT, compression=request.param)
+    assert ('permessage-deflate' in ws.extensions) == bool(request.param)
     yield ws
     ws.close()
 

@@ -5,7 +5,8 @@
 //   !close CODE REASON    close with CODE and REASON
 //   !fragments A B C      send one text message in fragments A, B, C
 //   !ping PAYLOAD         ping with PAYLOAD, and say "pong PAYLOAD" when the pong arrives
-// Subprotocols: "chat" and "superchat", the first one the client offers.
+// Subprotocols: "chat" and "superchat", the first one the client offers. permessage-deflate
+// when the client offers it.
 'use strict';
 const { WebSocketServer } = require('ws');
 
@@ -14,6 +15,7 @@ const server = new WebSocketServer({
   host: '127.0.0.1',
   port: 0,
   maxPayload: 64 * 1024 * 1024,
+  perMessageDeflate: { threshold: 0 },   // accepted when offered: compress every message
   handleProtocols: (offered) => [...offered].find((p) => SUPPORTED.includes(p)) || false,
 });
 
