@@ -4,13 +4,13 @@ arrive with the 101, protocol errors from the server, timeouts, URLs and the eve
 """
 import base64
 import hashlib
-import os
 import socket
 import struct
 import threading
 
 import pytest
 
+from conftest import free_port
 from geventws import (ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketClient,
                       connect)
 from geventws.client import Target
@@ -510,7 +510,6 @@ def test_silent_server_times_out_the_handshake(raw_server, partial):
 
 
 def test_refused_connection_is_an_oserror_naming_the_address():
-    from conftest import free_port
     port = free_port()
     with pytest.raises(ConnectionRefusedError) as info:
         connect('ws://127.0.0.1:%d/' % port, timeout=TIMEOUT)
@@ -525,7 +524,6 @@ def test_unknown_host_is_an_oserror():
 
 
 def test_refused_connection_in_event_style():
-    from conftest import free_port
     ws = WebSocketClient('ws://127.0.0.1:%d/' % free_port(), timeout=TIMEOUT)
     seen = []
     ws.onerror = lambda event: seen.append(type(event.error))

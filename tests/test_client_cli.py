@@ -11,6 +11,8 @@ import gevent.ssl
 import pytest
 import trustme
 
+from conftest import echo_app
+
 TIMEOUT = 20
 ENV = dict(os.environ, PYTHONIOENCODING='utf-8')
 
@@ -115,7 +117,6 @@ def test_wss_with_cafile(serve, tmp_path):
     ca = trustme.CA()
     context = gevent.ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert('127.0.0.1').configure_cert(context)
-    from conftest import echo_app
     server = serve(echo_app, ssl_context=context)
     url = 'wss://127.0.0.1:%d/' % server.port
     ca.cert_pem.write_to_path(str(tmp_path / 'ca.pem'))

@@ -8,6 +8,7 @@ import gevent.ssl
 import pytest
 import trustme
 
+from conftest import echo_app
 from geventws import WebSocketClient, connect
 
 TIMEOUT = 10
@@ -43,7 +44,6 @@ def tls_server(serve):
 
     def start(kind, context):
         if kind == 'geventws':
-            from conftest import echo_app
             return serve(echo_app, ssl_context=context).port
         from websockets.sync.server import serve as websockets_serve
         server = websockets_serve(lambda ws: [ws.send(m) for m in ws], '127.0.0.1', 0,
