@@ -51,3 +51,8 @@ class HandshakeTimeout(HandshakeError, TimeoutError):
     """Client side: the server took the TCP connection but did not finish the opening
     handshake in time. Also a ``TimeoutError``, so that ``except TimeoutError`` catches a
     slow server whether it was slow to connect or slow to answer."""
+
+
+class UnsupportedOperation(WebSocketError):
+    """The connection's protocol version has no such thing: binary messages and pings on a
+    draft-75/76 (hixie) connection, whose only frames are text."""

@@ -12,9 +12,9 @@ import sys
 
 from gevent.pywsgi import WSGIHandler
 
-from . import deflate, handshake
+from . import deflate, handshake, legacy
 from .errors import HandshakeError
-from .limits import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE
+from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
 from .websocket import WebSocket
 
@@ -57,7 +57,9 @@ class WebSocketHandler(WSGIHandler):
         if not handshake.is_websocket_upgrade(self.environ):
             return super().run_application()
         try:
-            request = handshake.validate_request(self.environ)
+            request = handshake.validate_upgrade_request(self.environ)
+            if request.version == handshake.HIXIE_76:
+                request.key3 = self._read_hixie76_key3()
         except HandshakeError as exc:
             return self._reject(exc)
         ws = WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
@@ -95,21 +97,27 @@ class WebSocketHandler(WSGIHandler):
 
     def _accept(self, ws, request, protocols, headers):
         protocol = request.select_protocol(protocols)
-        extension_header, extension = (deflate.negotiate(request.extensions, self.compression)
-                                       or ('', None))
-        response_headers = request.response_headers(protocol, extension_header,
-                                                     extra=list(headers or ()))
-        self._send_upgrade(response_headers)
-        conn = Connection(client=False, max_message_size=self.max_message_size,
-                          extension=extension)
+        if isinstance(request, handshake.HixieRequest):
+            self._send_upgrade(*request.response(protocol, extra=list(headers or ())))
+            conn = legacy.Connection(request.draft, self.max_message_size)
+            extension_header = ''
+        else:
+            extension_header, extension = (
+                deflate.negotiate(request.extensions, self.compression) or ('', None))
+            response_headers = request.response_headers(protocol, extension_header,
+                                                         extra=list(headers or ()))
+            self._send_upgrade(response_headers)
+            conn = Connection(client=False, max_message_size=self.max_message_size,
+                              extension=extension)
         ws._attach(self.socket, conn, protocol, extension_header, self._buffered_input())
 
-    def _send_upgrade(self, headers, status='101 Switching Protocols'):
-        """Write the 101 answer ourselves and record it for pywsgi's access log."""
+    def _send_upgrade(self, headers, status='101 Switching Protocols', body=b''):
+        """Write the 101 answer ourselves (with draft-76's 16-byte body) and record it for
+        pywsgi's access log."""
         lines = ['HTTP/1.1 %s\r\n' % status]
         lines.extend('%s: %s\r\n' % header for header in headers)
         lines.append('\r\n')
-        data = ''.join(lines).encode('latin-1')
+        data = ''.join(lines).encode('latin-1') + body
         self.socket.sendall(data)
         self.status = status.encode('latin-1')
         self._orig_status = status
@@ -117,6 +125,23 @@ class WebSocketHandler(WSGIHandler):
         self.headers_sent = True
         self.response_length = len(data)
         self.close_connection = True
+
+    def _read_hixie76_key3(self):
+        """The 8 bytes a draft-76 client sends after its headers without a Content-Length:
+        already in ``rfile``'s buffer when they came with the headers, or still on the way."""
+        sock = self.socket
+        timeout = sock.gettimeout()
+        sock.settimeout(HIXIE76_KEY3_TIMEOUT)
+        try:
+            key3 = self.rfile.read(8)
+        except OSError:
+            key3 = b''
+        finally:
+            sock.settimeout(timeout)
+        if len(key3) != 8:
+            raise HandshakeError('hixie-76 handshake: the 8 bytes after the headers did not '
+                                 'arrive within %g s' % HIXIE76_KEY3_TIMEOUT)
+        return key3
 
     def _buffered_input(self):
         """Bytes that arrived after the request headers and sit in ``rfile``'s buffer; taken

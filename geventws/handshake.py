@@ -1,11 +1,15 @@
 """Opening handshakes (RFC 6455 section 4): request validation, Sec-WebSocket-Accept,
-subprotocol selection and the parsing of extension offers. Sans I/O: these functions read a
-WSGI environ or header values and return what to answer; the handler and the client do I/O.
+subprotocol selection and the parsing of extension offers; and, server side, the choice of
+the protocol family and the hixie drafts' handshakes (draft-75, and draft-76's challenge).
+Sans I/O: these functions read a WSGI environ or header values and return what to answer;
+the handler and the client do I/O.
 """
 import base64
 import binascii
 import hashlib
 import os
+import struct
+from urllib.parse import quote
 
 from .errors import HandshakeError
 
@@ -64,15 +68,7 @@ class ServerRequest:
 def validate_request(environ):
     """Check an RFC 6455 upgrade request (section 4.2.1); raise HandshakeError with the HTTP
     status to answer: 400 with a one-line reason, or 426 for an unsupported version."""
-    if environ.get('REQUEST_METHOD') != 'GET':
-        raise HandshakeError('WebSocket handshake must use GET, not %s'
-                             % environ.get('REQUEST_METHOD'))
-    if environ.get('SERVER_PROTOCOL', 'HTTP/1.0') in ('HTTP/0.9', 'HTTP/1.0'):
-        raise HandshakeError('WebSocket handshake needs HTTP/1.1')
-    if 'upgrade' not in header_tokens(environ.get('HTTP_CONNECTION')):
-        raise HandshakeError("Connection header must contain the 'upgrade' token")
-    if not environ.get('HTTP_HOST'):
-        raise HandshakeError('Host header missing')
+    _check_http_upgrade(environ)
     version = environ.get('HTTP_SEC_WEBSOCKET_VERSION', '').strip()
     if version not in SUPPORTED_VERSIONS:
         raise HandshakeError('unsupported Sec-WebSocket-Version %r' % version, status=426,
@@ -91,6 +87,19 @@ def validate_request(environ):
     except ValueError:
         extensions = []   # an offer we cannot parse is declined, never an error page
     return ServerRequest(key, int(version), protocols, extensions)
+
+
+def _check_http_upgrade(environ):
+    """What both families ask of the HTTP request that carries the upgrade."""
+    if environ.get('REQUEST_METHOD') != 'GET':
+        raise HandshakeError('WebSocket handshake must use GET, not %s'
+                             % environ.get('REQUEST_METHOD'))
+    if environ.get('SERVER_PROTOCOL', 'HTTP/1.0') in ('HTTP/0.9', 'HTTP/1.0'):
+        raise HandshakeError('WebSocket handshake needs HTTP/1.1')
+    if 'upgrade' not in header_tokens(environ.get('HTTP_CONNECTION')):
+        raise HandshakeError("Connection header must contain the 'upgrade' token")
+    if not environ.get('HTTP_HOST'):
+        raise HandshakeError('Host header missing')
 
 
 def parse_extension_header(value):
@@ -149,6 +158,126 @@ def parse_extension_header(value):
         if pos < n and value[pos] != ',':
             raise ValueError('unexpected %r at %d in %r' % (value[pos], pos, value))
     return offers
+
+
+# -- the hixie drafts, server side ------------------------------------------------------------
+# draft-hixie-thewebsocketprotocol-75 and -76, which browsers spoke in 2010 and 2011.
+
+HIXIE_75, HIXIE_76 = 'hixie-75', 'hixie-76'
+_ASCII_DIGITS = frozenset('0123456789')
+#: Characters a request path keeps unquoted when the location is rebuilt from PATH_INFO.
+_PATH_SAFE = "/;=,:@!$&'()*+"
+
+
+def validate_upgrade_request(environ):
+    """Check an upgrade request of whichever family its headers alone say it belongs to:
+    Sec-WebSocket-Version or Sec-WebSocket-Key make it RFC 6455/hybi (``validate_request``,
+    its 400s and its 426 unchanged), Sec-WebSocket-Key1/Key2 make it draft-76, and a bare
+    ``Upgrade: WebSocket`` with ``Connection: Upgrade`` is draft-75. Anything else is a 400."""
+    if 'HTTP_SEC_WEBSOCKET_VERSION' in environ or 'HTTP_SEC_WEBSOCKET_KEY' in environ:
+        return validate_request(environ)
+    if 'HTTP_SEC_WEBSOCKET_KEY1' in environ or 'HTTP_SEC_WEBSOCKET_KEY2' in environ:
+        return _validate_hixie_request(environ, HIXIE_76)
+    if (header_tokens(environ.get('HTTP_UPGRADE')) == ['websocket'] and
+            'upgrade' in header_tokens(environ.get('HTTP_CONNECTION'))):
+        return _validate_hixie_request(environ, HIXIE_75)
+    raise HandshakeError('the upgrade request matches no WebSocket version: no '
+                         'Sec-WebSocket-Version (RFC 6455), no Sec-WebSocket-Key1/Key2 '
+                         '(hixie-76), and not Upgrade: WebSocket with Connection: Upgrade '
+                         '(hixie-75)')
+
+
+class HixieRequest:
+    """A validated draft-75 or draft-76 opening request. For draft-76 the handler sets
+    ``key3``, the 8 bytes the client sends after its headers, before the answer is made."""
+
+    select_protocol = ServerRequest.select_protocol
+
+    def __init__(self, version, origin, location, protocols, key_numbers=None):
+        self.version = version          # HIXIE_75 or HIXIE_76
+        self.origin = origin
+        self.location = location        # the ws:// or wss:// URL the client asked for
+        self.protocols = protocols      # the one subprotocol asked for, or none
+        self.key_numbers = key_numbers  # draft-76: the numbers of Key1 and Key2
+        self.key3 = None
+
+    @property
+    def draft(self):
+        return 76 if self.version == HIXIE_76 else 75
+
+    def response(self, protocol='', extra=()):
+        """``(headers, status, body)`` of the 101 answer. Draft-75 clients compare the status
+        line and the first two headers byte for byte (75 section 4.1), hence the fixed
+        spelling and order; draft-76 adds the 16-byte challenge answer as the body."""
+        if self.version == HIXIE_75:
+            prefix, status, body = 'WebSocket-', '101 Web Socket Protocol Handshake', b''
+        else:
+            prefix, status = 'Sec-WebSocket-', '101 WebSocket Protocol Handshake'
+            body = hixie76_answer(self.key_numbers[0], self.key_numbers[1], self.key3)
+        headers = [('Upgrade', 'WebSocket'), ('Connection', 'Upgrade'),
+                   (prefix + 'Origin', self.origin), (prefix + 'Location', self.location)]
+        if protocol:
+            headers.append((prefix + 'Protocol', protocol))
+        headers.extend(extra)
+        return headers, status, body
+
+
+def _validate_hixie_request(environ, version):
+    _check_http_upgrade(environ)
+    origin = environ.get('HTTP_ORIGIN')
+    if not origin:
+        raise HandshakeError('%s handshake needs an Origin header (the answer repeats it)'
+                             % version)
+    key_numbers = None
+    if version == HIXIE_76:
+        key_numbers = (hixie76_key_number(environ.get('HTTP_SEC_WEBSOCKET_KEY1', ''),
+                                          'Sec-WebSocket-Key1'),
+                       hixie76_key_number(environ.get('HTTP_SEC_WEBSOCKET_KEY2', ''),
+                                          'Sec-WebSocket-Key2'))
+        protocol = environ.get('HTTP_SEC_WEBSOCKET_PROTOCOL', '').strip()
+    else:
+        protocol = environ.get('HTTP_WEBSOCKET_PROTOCOL', '').strip()
+    scheme = 'wss' if environ.get('wsgi.url_scheme') == 'https' else 'ws'
+    location = '%s://%s%s' % (scheme, environ['HTTP_HOST'], _request_uri(environ))
+    return HixieRequest(version, origin, location, [protocol] if protocol else [],
+                        key_numbers)
+
+
+def _request_uri(environ):
+    """The path and query as the client wrote them: draft-76 clients compare the location
+    with the URL they opened. gunicorn keeps it (RAW_URI); pywsgi has only the decoded
+    PATH_INFO (latin-1 per PEP 3333), quoted again here."""
+    raw = environ.get('RAW_URI')
+    if raw:
+        return raw
+    path = quote(environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', ''),
+                 safe=_PATH_SAFE, encoding='latin-1')
+    query = environ.get('QUERY_STRING')
+    return path + '?' + query if query else path
+
+
+def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
+    """The number a draft-76 key stands for (76 section 5.2): its ASCII digits read as one
+    integer, divided by its count of spaces. 400 when it has no digits or no spaces, when
+    the division leaves a remainder, or when the result does not fit in 32 bits."""
+    digits = ''.join(c for c in value if c in _ASCII_DIGITS)   # not str.isdigit: '\xb2'
+    spaces = value.count(' ')
+    if not digits or not spaces:
+        raise HandshakeError('%s must contain digits and spaces' % name)
+    digits = digits.lstrip('0') or '0'
+    number = int(digits) if len(digits) <= 20 else 1 << 70   # no int() of a huge string
+    if number % spaces:
+        raise HandshakeError('%s: its number is not a multiple of its %d spaces'
+                             % (name, spaces))
+    if number // spaces > 0xFFFFFFFF:
+        raise HandshakeError('%s: its number divided by its spaces exceeds 32 bits' % name)
+    return number // spaces
+
+
+def hixie76_answer(number1, number2, key3):
+    """The 16-byte answer to a draft-76 challenge (76 section 5.2): the MD5 of the two key
+    numbers as 32-bit big-endian integers followed by the 8 bytes of key3."""
+    return hashlib.md5(struct.pack('>II', number1, number2) + bytes(key3)).digest()
 
 
 # -- client side ------------------------------------------------------------------------------

@@ -22,3 +22,7 @@ OPEN_TIMEOUT = 10.0
 
 #: Largest HTTP response head a client reads before the opening handshake fails.
 MAX_RESPONSE_HEAD = 64 * 1024
+
+#: Seconds a draft-76 (hixie) client has to send the 8 bytes that follow its request headers
+#: (they carry no Content-Length) before the handshake is refused with 400.
+HIXIE76_KEY3_TIMEOUT = 10.0

@@ -298,7 +298,12 @@ class WebSocket:
         except OSError:
             size = 0
         if not size:
-            self._terminate(CLOSE_ABNORMAL, '', False)
+            # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
+            # close frame, so there it is the peer's clean close (geventws.legacy).
+            if getattr(self._conn, 'tcp_close_is_clean', False):
+                self._terminate(1000, '', True)
+            else:
+                self._terminate(CLOSE_ABNORMAL, '', False)
             return
         self._handle_data(buffer[:size])
 

@@ -1,0 +1,186 @@
+"""One draft-75 or draft-76 (hixie) connection, server role, sans I/O: the interface of
+``geventws.protocol.Connection`` over the framing of draft-hixie-thewebsocketprotocol-75/76.
+
+The drafts have text frames only: ``0x00``, UTF-8, ``0xFF``. A frame whose type byte has its
+high bit set carries a length in 7-bit groups and is read and discarded; in draft-76 the one
+such frame of type ``0xFF`` and length 0 is the closing frame (76 section 5.3, "0xFF 0x00").
+Other sentinel-terminated types are read and discarded too. Draft-75 has no closing frame:
+closing TCP is the whole closing handshake, so the peer's TCP close between frames is its
+clean close (``tcp_close_is_clean``) and our ``send_close()`` completes at once.
+
+Codes: the drafts carry none, so a clean close is reported as 1000 and anything else (a
+failure, a lost connection) as 1006 by the I/O layer. Invalid UTF-8 and a message over
+``max_message_size`` fail the connection (``Failure`` with a ``ProtocolError`` of code 1007
+or 1009, for ``onerror``); the drafts have no frame for that, so TCP is simply closed.
+
+The terminator is found with ``bytearray.find`` and each message is decoded with one
+``bytes.decode``: both run in C, so this module needs no compiled twin and takes the same
+path with and without ``GEVENTWS_NO_EXTENSIONS``. ``0xFF`` never occurs in UTF-8, so the
+first one after a text frame's type byte ends it.
+"""
+from .errors import ConnectionClosed, ProtocolError, UnsupportedOperation
+from .events import CloseReceived, Failure, MessageEvent
+from .limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
+from .protocol import CLOSED, CLOSING, OPEN
+
+CLOSE_NORMAL = 1000      # what a clean close is reported as; the drafts carry no code
+CLOSING_FRAME = b'\xff\x00'
+
+# Where the reader is in the incoming stream.
+_FRAME_TYPE, _LENGTH, _SKIP, _SENTINEL = range(4)
+
+
+class Connection:
+    """The state of one hixie connection after its opening handshake."""
+
+    client = False      # the drafts are implemented for the server role only
+    extension = None    # and have no extensions
+
+    def __init__(self, draft=76, max_message_size=MAX_MESSAGE_SIZE):
+        if draft not in (75, 76):
+            raise ValueError('draft must be 75 or 76, not %r' % (draft,))
+        self.draft = draft
+        self.max_message_size = max_message_size
+        self.state = OPEN
+        self.close_sent = None        # (code, reason) given to send_close()
+        self.close_received = None    # (1000, '') once the closing handshake is complete
+        self.failure = None           # the ProtocolError that failed the connection
+        self._buf = bytearray()       # bytes not consumed yet: at most one partial frame
+        self._step = _FRAME_TYPE
+        self._frame_type = 0
+        self._length = 0              # of the length-prefixed frame being read or skipped
+        self._scanned = 0             # bytes of a sentinel frame already searched for 0xFF
+        self._pieces = []             # a message the app sends in fragments, joined at fin
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def receive_data(self, data):
+        """Events for ``data``, in order. After the closing frame or a failure, nothing more.
+        ``data`` may be a view of a buffer the caller reuses: what is kept is copied."""
+        if self.close_received is not None or self.failure is not None:
+            return []
+        buf = self._buf
+        buf += data
+        events = []
+        try:
+            consumed = self._parse(buf, events)
+        except ProtocolError as exc:
+            self.failure = exc
+            self.state = CLOSED if self.close_sent is not None else CLOSING
+            self._buf = bytearray()
+            events.append(Failure(exc))
+            return events
+        del buf[:consumed]
+        return events
+
+    @property
+    def tcp_close_is_clean(self):
+        """Draft-75 closes by closing TCP: the peer doing so between frames closed cleanly."""
+        return self.draft == 75 and self._step == _FRAME_TYPE and self.failure is None
+
+    def _parse(self, buf, events):
+        """Append the events of the whole frames in ``buf``; return how many bytes were used
+        (a partial text frame stays in ``buf``, from its first data byte)."""
+        pos, end = 0, len(buf)
+        limit = self.max_message_size
+        while pos < end:
+            step = self._step
+            if step == _SENTINEL:
+                stop = buf.find(b'\xff', pos + self._scanned)
+                if stop < 0:
+                    self._scanned = end - pos
+                    if self._scanned > limit:
+                        raise _too_large(limit)
+                    return pos
+                if stop - pos > limit:
+                    raise _too_large(limit)
+                if self._frame_type == 0x00:
+                    try:
+                        events.append(MessageEvent(buf[pos:stop].decode('utf-8')))
+                    except UnicodeDecodeError:
+                        raise ProtocolError('invalid UTF-8 in a text frame', 1007) from None
+                pos = stop + 1
+                self._step = _FRAME_TYPE
+            elif step == _FRAME_TYPE:
+                self._frame_type = frame_type = buf[pos]
+                pos += 1
+                self._length = self._scanned = 0
+                self._step = _LENGTH if frame_type & 0x80 else _SENTINEL
+            elif step == _LENGTH:
+                byte = buf[pos]
+                pos += 1
+                self._length = self._length * 128 + (byte & 0x7F)
+                if self._length > limit:
+                    raise _too_large(limit)
+                if byte & 0x80:
+                    continue
+                if self.draft == 76 and self._frame_type == 0xFF and self._length == 0:
+                    events.append(self._closing_frame_received())
+                    return end    # nothing is read after the closing frame
+                self._step = _SKIP if self._length else _FRAME_TYPE
+            else:   # _SKIP: a length-prefixed frame, read and discarded
+                skipped = min(self._length, end - pos)
+                pos += skipped
+                self._length -= skipped
+                if not self._length:
+                    self._step = _FRAME_TYPE
+        return pos
+
+    def _closing_frame_received(self):
+        self.close_received = (CLOSE_NORMAL, '')
+        self.state = CLOSED if self.close_sent is not None else CLOSING
+        return CloseReceived(CLOSE_NORMAL, '')
+
+    def data_to_send(self):
+        """Nothing: the drafts have no frame that answers another (no ping, no pong)."""
+        return b''
+
+    # -- outgoing ---------------------------------------------------------------------------
+
+    def send_message(self, data, fin=True):
+        """The text frame for ``data`` (``str``). A message sent in fragments goes out whole
+        at its last fragment: the drafts have no fragmentation."""
+        if self.close_sent is not None:
+            raise ConnectionClosed(*self.close_sent)
+        if not isinstance(data, str):
+            raise UnsupportedOperation(
+                'hixie-%d has no binary messages: send str (bytes with binary=False are '
+                'decoded as UTF-8)' % self.draft)
+        if not fin:
+            self._pieces.append(data)
+            return []
+        if self._pieces:
+            self._pieces.append(data)
+            data = ''.join(self._pieces)
+            self._pieces = []
+        payload = data.encode('utf-8')
+        if len(payload) <= JOIN_LIMIT:
+            return [b''.join((b'\x00', payload, b'\xff'))]
+        return [b'\x00', payload, b'\xff']
+
+    def send_ping(self, payload=b''):
+        raise UnsupportedOperation('hixie-%d has no ping frames' % self.draft)
+
+    def send_close(self, code=CLOSE_NORMAL, reason=''):
+        """Start closing: draft-76 sends its closing frame and waits for the peer's;
+        draft-75 has nothing to send, and the I/O layer's TCP close completes it."""
+        if self.close_sent is not None:
+            raise ConnectionClosed(*self.close_sent)
+        self.close_sent = (code, reason)
+        if self.draft == 75:
+            self.close_received = (CLOSE_NORMAL, '')
+            self.state = CLOSED
+            return []
+        done = self.close_received is not None or self.failure is not None
+        self.state = CLOSED if done else CLOSING
+        return [CLOSING_FRAME]
+
+    def send_failure_close(self):
+        """Fail the connection: the drafts have no frame for it, the I/O layer closes TCP."""
+        self.close_sent = (self.failure.code, self.failure.reason)
+        self.state = CLOSED
+        return []
+
+
+def _too_large(limit):
+    return ProtocolError('message over the limit of %d bytes' % limit, 1009)
