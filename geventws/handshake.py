@@ -265,13 +265,14 @@ def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
     if not digits or not spaces:
         raise HandshakeError('%s must contain digits and spaces' % name)
     digits = digits.lstrip('0') or '0'
-    number = int(digits) if len(digits) <= 20 else 1 << 70   # no int() of a huge string
-    if number % spaces:
+    # Over 20 digits is far past 32 bits times any count of spaces: not worth an int().
+    quotient, remainder = divmod(int(digits), spaces) if len(digits) <= 20 else (1 << 32, 0)
+    if remainder:
         raise HandshakeError('%s: its number is not a multiple of its %d spaces'
                              % (name, spaces))
-    if number // spaces > 0xFFFFFFFF:
+    if quotient > 0xFFFFFFFF:
         raise HandshakeError('%s: its number divided by its spaces exceeds 32 bits' % name)
-    return number // spaces
+    return quotient
 
 
 def hixie76_answer(number1, number2, key3):
