@@ -296,11 +296,11 @@ class WebSocket:
         try:
             size = self._sock.recv_into(buffer)
         except OSError:
-            size = 0
+            size = None   # a reset
         if not size:
             # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
-            # close frame, so there it is the peer's clean close (geventws.legacy).
-            if getattr(self._conn, 'tcp_close_is_clean', False):
+            # close frame, so there its FIN is the peer's clean close (geventws.legacy).
+            if size == 0 and getattr(self._conn, 'tcp_close_is_clean', False):
                 self._terminate(1000, '', True)
             else:
                 self._terminate(CLOSE_ABNORMAL, '', False)
