@@ -4,10 +4,13 @@ split across TCP segments or several to a segment, the closing frame, abrupt end
 the event and blocking APIs, hixie and RFC 6455 clients on one app at once, and no leaks."""
 import contextlib
 import socket
+import ssl
 import threading
 import time
 
+import gevent.ssl
 import pytest
+import trustme
 
 import geventws.handler
 from conftest import echo_app
@@ -140,6 +143,25 @@ def test_handshake(serve, hixie_client, draft, key3_pieces, protocol, selected):
     assert headers.get(prefix + 'protocol', '') == selected
     assert headers['x-server'] == 'geventws'
     assert client.recv_text() == 'hixie-%d|%s|/demo' % (draft, selected)
+
+
+@pytest.mark.parametrize('key3_pieces', [1, 3])
+def test_wss_location_and_key3_over_tls(serve, draft, key3_pieces):
+    ca = trustme.CA()
+    server_context = gevent.ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert('localhost').configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    client = HixieClient(serve(echo_app, ssl_context=server_context).port, draft)
+    client.sock = client_context.wrap_socket(client.sock, server_hostname='localhost')
+    try:
+        client.open(key3_pieces=key3_pieces)
+        prefix = 'sec-websocket-' if draft == 76 else 'websocket-'
+        assert client.response_headers[prefix + 'location'] == 'wss://example.com/demo'
+        client.send_text('secret')
+        assert client.recv_text() == 'secret'
+    finally:
+        client.close()
 
 
 def test_frames_right_behind_key3_are_read(serve, hixie_client):
