@@ -207,7 +207,7 @@ class HixieRequest:
 
     def response(self, protocol='', extra=()):
         """``(headers, status, body)`` of the 101 answer. Draft-75 clients compare the status
-        line and the first two headers byte for byte (75 section 4.1), hence the fixed
+        line and the first two headers byte for byte (draft-75 client rules), hence the fixed
         spelling and order; draft-76 adds the 16-byte challenge answer as the body."""
         if self.version == HIXIE_75:
             prefix, status, body = 'WebSocket-', '101 Web Socket Protocol Handshake', b''
@@ -257,9 +257,9 @@ def _request_uri(environ):
 
 
 def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
-    """The number a draft-76 key stands for (76 section 5.2): its ASCII digits read as one
-    integer, divided by its count of spaces. 400 when it has no digits or no spaces, when
-    the division leaves a remainder, or when the result does not fit in 32 bits."""
+    """The number a draft-76 key stands for: its ASCII digits read as one integer, divided
+    by its count of spaces. 400 when it has no digits or no spaces, when the division
+    leaves a remainder, or when the result does not fit in 32 bits."""
     digits = ''.join(c for c in value if c in _ASCII_DIGITS)   # not str.isdigit: '\xb2'
     spaces = value.count(' ')
     if not digits or not spaces:
@@ -276,8 +276,8 @@ def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
 
 
 def hixie76_answer(number1, number2, key3):
-    """The 16-byte answer to a draft-76 challenge (76 section 5.2): the MD5 of the two key
-    numbers as 32-bit big-endian integers followed by the 8 bytes of key3."""
+    """The 16-byte answer to a draft-76 challenge: the MD5 of the two key numbers as 32-bit
+    big-endian integers followed by the 8 bytes of key3."""
     return hashlib.md5(struct.pack('>II', number1, number2) + bytes(key3)).digest()
 
 

@@ -3,7 +3,7 @@
 
 The drafts have text frames only: ``0x00``, UTF-8, ``0xFF``. A frame whose type byte has its
 high bit set carries a length in 7-bit groups and is read and discarded; in draft-76 the one
-such frame of type ``0xFF`` and length 0 is the closing frame (76 section 5.3, "0xFF 0x00").
+such frame of type ``0xFF`` and length 0 is the closing frame ("0xFF 0x00").
 Other sentinel-terminated types are read and discarded too. Draft-75 has no closing frame:
 closing TCP is the whole closing handshake, so the peer's TCP close between frames is its
 clean close (``tcp_close_is_clean``) and our ``send_close()`` completes at once.

@@ -215,7 +215,7 @@ def test_only_the_two_drafts():
 KNOWN_ANSWERS = [
     # draft-76 section 1.3, the handshake example
     ('4 @1  46546xW%0l 1 5', '12998 5 Y3 1  .P00', b'^n:ds[4U', b"8jKS'y:G*Co,Wxa-"),
-    # draft-76 section 5.2, the worked example of the server's handshake
+    # draft-76, the worked example of the server's opening handshake
     ('18x 6]8vM;54 *(5:  {   U1]8  z [  8', '1_ tx7X d  <  nw  334J702) 7]o}` 0', b'Tm[K T2u',
      b'fQJ,fN/4F4!~K~MH'),
 ]
