@@ -13,7 +13,8 @@ import sys
 from gevent.pywsgi import WSGIHandler
 
 from . import deflate, handshake, legacy
-from .errors import HandshakeError
+from .errors import ConnectionClosed, HandshakeError
+from .forwarded import TrustedProxies
 from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
 from .websocket import WebSocket
@@ -43,15 +44,29 @@ class WebSocketHandler(WSGIHandler):
     #: permessage-deflate (RFC 7692): True for the defaults, None to disable, or a dict of
     #: ``geventws.deflate.DeflateOptions`` arguments.
     compression = True
+    #: Reverse proxies whose X-Forwarded-Proto/-For are believed: '127.0.0.1,10.0.0.0/8',
+    #: a list, or '*'; None believes nobody (geventws.forwarded).
+    forwarded_allow_ips = None
+    #: Told of every WebSocket once it is open (``registry.add(ws)``), so that a server
+    #: can close them all with 1001 when it stops (geventws.shutdown).
+    registry = None
 
     @classmethod
     def configure(cls, **options):
         """A subclass with other options: ``max_message_size``, ``close_timeout``,
-        ``compression``."""
+        ``compression``, ``forwarded_allow_ips``, ``registry``."""
         for name in options:
             if name.startswith('_') or not hasattr(cls, name) or callable(getattr(cls, name)):
                 raise TypeError('unknown WebSocketHandler option %r' % name)
+        if options.get('forwarded_allow_ips') is not None:
+            options['forwarded_allow_ips'] = TrustedProxies(options['forwarded_allow_ips'])
         return type(cls.__name__, (cls,), dict(options))
+
+    def get_environ(self):
+        environ = super().get_environ()
+        if self.forwarded_allow_ips is not None:
+            self.forwarded_allow_ips.apply(environ, self.client_address)
+        return environ
 
     def run_application(self):
         if not handshake.is_websocket_upgrade(self.environ):
@@ -82,11 +97,13 @@ class WebSocketHandler(WSGIHandler):
                 self.close_connection = True
                 self.result, result = result, None
                 self.process_result()
-        except BaseException:
+        except BaseException as exc:
             ws._abort()
             if ws.ready_state != ws.CONNECTING:
                 # The 101 went out: log the app's traceback, but no 500 page on the socket.
-                self.handle_error(*sys.exc_info())
+                # A send that raced the close (a server going away) is no app error.
+                if not isinstance(exc, ConnectionClosed):
+                    self.handle_error(*sys.exc_info())
                 return
             raise
         finally:
@@ -94,6 +111,13 @@ class WebSocketHandler(WSGIHandler):
             self.result = None
             if close is not None:
                 close()
+
+    def start_response(self, status, headers, exc_info=None):
+        if self.code == 101:
+            # The upgrade went out: a framework's answer after the app returned (Flask's
+            # 200 for a view's '') is neither sent nor logged in place of the 101.
+            return _discard
+        return super().start_response(status, headers, exc_info)
 
     def _accept(self, ws, request, protocols, headers):
         protocol = request.select_protocol(protocols)
@@ -110,6 +134,8 @@ class WebSocketHandler(WSGIHandler):
             conn = Connection(client=False, max_message_size=self.max_message_size,
                               extension=extension)
         ws._attach(self.socket, conn, protocol, extension_header, self._buffered_input())
+        if self.registry is not None:
+            self.registry.add(ws)
 
     def _send_upgrade(self, headers, status='101 Switching Protocols', body=b''):
         """Write the 101 answer ourselves (with draft-76's 16-byte body) and record it for
@@ -123,6 +149,7 @@ class WebSocketHandler(WSGIHandler):
         self._orig_status = status
         self.code = int(status[:3])
         self.headers_sent = True
+        self.response_headers = list(headers)
         self.response_length = len(data)
         self.close_connection = True
 
@@ -168,3 +195,7 @@ class WebSocketHandler(WSGIHandler):
                                      ('Content-Length', str(len(body))),
                                      ('Connection', 'close')] + list(exc.headers))
         self.write(body)
+
+
+def _discard(data):
+    """The ``write`` of a response that is not sent."""

@@ -1,0 +1,83 @@
+"""gunicorn worker: ``gunicorn -k geventws.gunicorn.GeventWebSocketWorker -w 2 app:app``.
+
+gunicorn's own ``-k gevent`` worker parses HTTP itself and never upgrades: the app sees a
+plain GET with ``Upgrade: websocket`` and no ``wsgi.websocket``. This worker is gunicorn's
+``gevent_pywsgi`` worker with ``WebSocketHandler`` in front of gunicorn's handler, so plain
+HTTP is served as before (``gunicorn.sock``, ``RAW_URI``, the access log) and upgrades work.
+
+gunicorn settings: ``bind``, ``workers``, ``worker_connections`` (every open WebSocket holds
+one of them), ``timeout``, ``certfile``/``keyfile`` (wss) and the access log work as for any
+gevent worker. Three more are applied here because gunicorn's pywsgi worker ignores them:
+
+- ``keepalive``: seconds an idle HTTP connection may wait for its next request (0: one
+  request per connection).
+- ``forwarded_allow_ips``: X-Forwarded-Proto/-For are believed from these addresses only
+  (geventws.forwarded).
+- ``graceful_timeout``: on SIGTERM (a graceful stop, or the old workers of a SIGHUP reload)
+  every open WebSocket is closed with 1001 "going away" at once, and the worker waits up to
+  ``graceful_timeout`` for the closing handshakes (geventws.shutdown). SIGINT and SIGQUIT
+  remain gunicorn's quick shutdown, which cuts connections.
+"""
+import gevent
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
+
+from .handler import WebSocketHandler
+from .shutdown import OpenWebSockets
+
+
+class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
+    """WebSocket upgrades first; gunicorn's environ extras and access log from its handler."""
+
+    #: gunicorn's ``keepalive`` setting; None: wait for further requests without a limit.
+    keepalive = None
+    _requests_read = 0
+
+    def read_requestline(self):
+        self._requests_read += 1
+        if self._requests_read == 1 or self.keepalive is None:
+            return super().read_requestline()
+        if self.keepalive <= 0:
+            return ''   # keep-alive disabled: pywsgi closes the connection
+        with gevent.Timeout(self.keepalive, False):
+            return super().read_requestline()
+        return ''   # idle for longer than keepalive
+
+    def read_request(self, raw_requestline):
+        valid = super().read_request(raw_requestline)
+        if self.keepalive is not None and self.keepalive <= 0:
+            self.close_connection = True
+        return valid
+
+
+class GeventWebSocketWorker(GeventPyWSGIWorker):
+    """``-k geventws.gunicorn.GeventWebSocketWorker``."""
+
+    wsgi_handler = GunicornWebSocketHandler
+
+    def init_process(self):
+        # Runs in the worker after the fork; gunicorn's init_process then runs the worker.
+        self.websockets = OpenWebSockets()
+        self.servers = []
+        self.wsgi_handler = self.wsgi_handler.configure(
+            registry=self.websockets, keepalive=self.cfg.keepalive,
+            forwarded_allow_ips=self.cfg.forwarded_allow_ips)
+        super().init_process()
+
+    def server_class(self, *args, **kwargs):
+        """gunicorn's ``run()`` makes its servers through this; they are kept so that a
+        stopping worker stops accepting at once (``run()`` notices only within a second)."""
+        server = PyWSGIServer(*args, **kwargs)
+        self.servers.append(server)
+        return server
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM: gunicorn stops accepting and waits for the connections to end; closing
+        the WebSockets with 1001 is what makes them end."""
+        super().handle_exit(sig, frame)
+        gevent.spawn(self._go_away)
+
+    def _go_away(self):
+        for server in self.servers:
+            if server.started:   # (one being started as the signal came gets run()'s close)
+                server.close()   # the listening socket is shared: the other workers accept
+        self.websockets.close_all('server shutting down', self.cfg.graceful_timeout)

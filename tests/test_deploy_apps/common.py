@@ -1,0 +1,26 @@
+"""What the Flask and Bottle test apps both do, so that each of them is only the wiring."""
+import json
+import os
+import sys
+
+from geventws import ConnectionClosed
+
+
+def echo(ws):
+    """Echo every message; at the end report on stderr how many arrived and how the
+    connection closed (a graceful shutdown must lose none of them)."""
+    received = 0
+    for message in ws:
+        received += 1
+        try:
+            ws.send(message)
+        except ConnectionClosed:
+            pass   # the server is going away: it no longer sends, but still receives
+    print('echo: %d messages, closed %s %s' % (received, ws.close_code, ws.close_reason),
+          file=sys.stderr, flush=True)
+
+
+def whoami(environ):
+    """What the app believes about the request (JSON): scheme, client address, worker."""
+    return json.dumps({'scheme': environ['wsgi.url_scheme'], 'remote': environ['REMOTE_ADDR'],
+                       'pid': os.getpid()})

@@ -1,0 +1,197 @@
+"""gunicorn with ``-k geventws.gunicorn.GeventWebSocketWorker`` and two workers, serving the
+Flask and Bottle apps of test_deploy_apps: WebSocket and plain HTTP on one port, gunicorn's
+settings, graceful shutdown with 1001 and SIGHUP reloads."""
+import json
+import signal
+import socket
+import ssl
+import time
+import urllib.request
+
+import pytest
+import websocket
+
+from conftest import free_port
+from test_deploy_apps.support import (HERE, PYTHON, programs, python_env,  # noqa: F401
+                                      read_until_close, tls_files, ws_connect)
+
+WORKER = 'geventws.gunicorn.GeventWebSocketWorker'
+APPS = ['flask_app:app', 'bottle_app:app']
+
+
+@pytest.fixture
+def gunicorn(programs):  # noqa: F811
+    """``gunicorn(app, *options, worker=WORKER) -> Program`` with two workers on a free port,
+    the access log on its output."""
+    def start(app, *options, worker=WORKER):
+        port = free_port()
+        argv = [PYTHON, '-m', 'gunicorn', '-k', worker, '-w', '2', '-b', '127.0.0.1:%d' % port,
+                '--no-control-socket', '--graceful-timeout', '5', '--chdir', HERE,
+                '--access-logfile', '-', *options, app]
+        return programs(argv, port, env=python_env())
+    return start
+
+
+def http_get(url, context=None, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        return response.read().decode('utf-8')
+
+
+def assert_echoes(ws):
+    ws.send('hello é')
+    assert ws.recv() == 'hello é'
+    ws.send_binary(b'\x00\xff' * 1000)
+    assert ws.recv() == b'\x00\xff' * 1000
+
+
+@pytest.mark.parametrize('app', APPS)
+def test_websocket_and_http_on_one_port(gunicorn, app):
+    server = gunicorn(app)
+    base = '127.0.0.1:%d' % server.port
+    assert http_get('http://%s/' % base) == 'hello from %s' % app.split('_')[0]
+    ws = ws_connect('ws://%s/echo' % base)
+    assert_echoes(ws)
+    ws.close()
+    ws = ws_connect('ws://%s/room/lobby' % base)
+    assert ws.recv() == 'welcome to lobby'
+    ws.close()
+    # gunicorn's access log has the 101, as any other response.
+    server.wait_for_output('"GET /room/lobby HTTP/1.1" 101 ')
+    assert '"GET / HTTP/1.1" 200 ' in server.output()
+
+
+def test_flask_plain_route_declared_websocket(gunicorn):
+    ws = ws_connect('ws://127.0.0.1:%d/plain' % gunicorn('flask_app:app').port)
+    assert_echoes(ws)
+    ws.close()
+
+
+@pytest.mark.parametrize('app', APPS)
+def test_sigterm_closes_websockets_with_1001_and_loses_nothing(gunicorn, app):
+    server = gunicorn(app)
+    ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    sent = ['message %d' % i for i in range(200)]
+    for message in sent:
+        ws.send(message)
+    assert ws.recv() == sent[0]
+    server.send(signal.SIGTERM)
+    echoed, close = read_until_close(ws)
+    assert close == (1001, 'server shutting down')
+    # Whatever the app sent before its close arrives, in order; it received every message
+    # sent before the client saw the close.
+    assert [sent[0]] + echoed == sent[:1 + len(echoed)]
+    assert server.wait() == 0
+    assert 'echo: 200 messages, closed' in server.output()
+    assert 'Traceback' not in server.output()
+
+
+def worker_pids(output):
+    return [int(line.rsplit(' ', 1)[1]) for line in output.splitlines()
+            if 'Booting worker with pid' in line]
+
+
+def test_sighup_reload_new_workers_take_new_connections(gunicorn):
+    server = gunicorn('flask_app:app')
+    server.wait_for_output('Booting worker')
+    old = ws_connect('ws://127.0.0.1:%d/whoami' % server.port)
+    old_pid = json.loads(old.recv())['pid']
+    assert old_pid in worker_pids(server.output())
+    server.send(signal.SIGHUP)
+    # The old workers stop gracefully: their open WebSockets are told 1001.
+    assert read_until_close(old) == ([], (1001, 'server shutting down'))
+    for old_pid in worker_pids(server.output())[:2]:
+        server.wait_for_output('Worker exiting (pid: %d)' % old_pid)
+    new_pids = worker_pids(server.output())[2:]
+    assert len(new_pids) == 2
+    for _ in range(4):
+        new = ws_connect('ws://127.0.0.1:%d/whoami' % server.port)
+        assert json.loads(new.recv())['pid'] in new_pids
+        new.close()
+
+
+def test_wss_with_certfile_and_keyfile(gunicorn, tls_files):
+    certfile, keyfile, cafile = tls_files
+    server = gunicorn('flask_app:app', '--certfile', certfile, '--keyfile', keyfile)
+    ws = ws_connect('wss://127.0.0.1:%d/echo' % server.port, cafile=cafile)
+    assert_echoes(ws)
+    ws.close()
+    ws = ws_connect('wss://127.0.0.1:%d/whoami' % server.port, cafile=cafile)
+    assert json.loads(ws.recv())['scheme'] == 'https'
+    ws.close()
+    context = ssl.create_default_context(cafile=cafile)
+    assert http_get('https://127.0.0.1:%d/' % server.port, context) == 'hello from flask'
+
+
+def test_open_websocket_outlives_the_worker_timeout(gunicorn):
+    """``timeout`` is the workers' heartbeat: a WebSocket open longer than it does not get
+    its worker killed."""
+    server = gunicorn('flask_app:app', '--timeout', '1')
+    ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    for i in range(6):
+        ws.send('still here %d' % i)
+        assert ws.recv() == 'still here %d' % i
+        time.sleep(0.5)
+    ws.close()
+    assert 'WORKER TIMEOUT' not in server.output()
+
+
+def raw_requests(sock, count):
+    """Send up to ``count`` GET requests on ``sock``, each after the previous answer; return
+    how many were answered before the server closed the connection."""
+    answered = 0
+    with sock.makefile('rb') as responses:
+        for _ in range(count):
+            try:
+                sock.sendall(b'GET / HTTP/1.1\r\nHost: test\r\n\r\n')
+            except OSError:
+                break
+            if not responses.readline():
+                break
+            length = 0
+            for line in iter(responses.readline, b'\r\n'):
+                if line.lower().startswith(b'content-length:'):
+                    length = int(line.split(b':')[1])
+            responses.read(length)
+            answered += 1
+    return answered
+
+
+@pytest.mark.parametrize('keepalive, answered', [('0', 1), ('30', 3)])
+def test_keepalive_setting(gunicorn, keepalive, answered):
+    server = gunicorn('flask_app:app', '--keep-alive', keepalive)
+    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
+        assert raw_requests(sock, 3) == answered
+
+
+def test_idle_keepalive_connection_is_closed(gunicorn):
+    server = gunicorn('flask_app:app', '--keep-alive', '1')
+    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
+        assert raw_requests(sock, 2) == 2
+        assert sock.recv(1) == b''   # a second of silence, then the server ends it
+
+
+def test_forwarded_headers_only_from_allowed_ips(gunicorn):
+    forwarded = {'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '203.0.113.7'}
+    trusting = gunicorn('flask_app:app', '--forwarded-allow-ips', '127.0.0.1')
+    seen = json.loads(http_get('http://127.0.0.1:%d/whoami' % trusting.port, headers=forwarded))
+    assert (seen['scheme'], seen['remote']) == ('https', '203.0.113.7')
+    ws = ws_connect('ws://127.0.0.1:%d/whoami' % trusting.port,
+                    header=['%s: %s' % item for item in forwarded.items()])
+    seen = json.loads(ws.recv())
+    assert (seen['scheme'], seen['remote']) == ('https', '203.0.113.7')
+    ws.close()
+    distrusting = gunicorn('flask_app:app', '--forwarded-allow-ips', '192.0.2.1')
+    seen = json.loads(http_get('http://127.0.0.1:%d/whoami' % distrusting.port,
+                               headers=forwarded))
+    assert (seen['scheme'], seen['remote']) == ('http', '127.0.0.1')
+
+
+def test_plain_gevent_worker_does_not_upgrade(gunicorn):
+    """What the README says of ``-k gevent``: gunicorn's own HTTP parser answers, nothing
+    upgrades, and the route says which worker to use instead."""
+    server = gunicorn('flask_app:app', worker='gevent')
+    with pytest.raises(websocket.WebSocketBadStatusException) as failure:
+        ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    assert failure.value.status_code == 500
+    assert 'no WebSocket support' in server.wait_for_output('GeventWebSocketWorker')
