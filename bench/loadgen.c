@@ -1,0 +1,608 @@
+/* One load generator for every echo server in the benchmark (bench/run.py compiles and runs it).
+ *
+ * One thread, epoll, non-blocking sockets, frames masked once at start-up (RFC 6455 5.3), so
+ * the per-message cost here is a memcmp and a writev: far below what any Python server spends.
+ * It measures its own CPU time (getrusage) and the server's (/proc/PID/stat) over the measured
+ * window, so the output says which side was the bottleneck. Every echoed payload is compared
+ * with what was sent (a broken server cannot look fast): any mismatch, unexpected close or
+ * protocol error ends the run with exit status 2 and a message on stderr.
+ *
+ * Modes:
+ *   echo   CONNS connections, INFLIGHT messages of SIZE bytes in flight on each (a message
+ *          is sent again as soon as one comes back): messages/s, latency percentiles.
+ *   idle   open CONNS connections (handshake and one echo each), then report the server's
+ *          RSS per connection from /proc/PID/status.
+ *   churn  CONNS workers, each in a loop: connect, handshake, one echo, close handshake.
+ *
+ * Output: one JSON object on stdout.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+enum mode { MODE_ECHO, MODE_IDLE, MODE_CHURN };
+enum state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_IDLE };
+
+#define HIST_BUCKETS 1000000          /* 1 us each: latencies up to 1 s, the rest in the last */
+#define READ_CHUNK (256 * 1024)
+#define MAX_CONNECTING 128            /* idle mode: handshakes in progress at once */
+#define RING_SMALL 256                /* distinct payloads for small messages */
+
+/* RFC 6455 1.3's example key and the accept value it must produce. */
+static const char *WS_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+static const char *WS_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+struct conn {
+    int fd;
+    int id;
+    enum state state;
+    int want_out;                     /* EPOLLOUT registered */
+    const char *extra;                /* handshake request or close frame being written */
+    size_t extra_left;
+    size_t out_pos, out_left;         /* frames of the ring still to write */
+    char resp[2048];                  /* the handshake response head */
+    size_t resp_len;
+    unsigned char hdr[14];            /* the frame header being read */
+    int hdr_have, hdr_need;
+    int in_frame, frame_opcode, frame_fin, in_message;
+    uint64_t pay_left, pay_off;
+    unsigned start;                   /* this connection's first payload in the ring */
+    uint64_t sent, received;
+    double *sent_at;                  /* send time of each message in flight */
+    double opened_at;
+};
+
+static struct {
+    enum mode mode;
+    int port, conns, inflight, binary, server_pid;
+    size_t size;
+    double warmup, duration, settle;
+} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 32, 1.0, 3.0, 1.0};
+
+static int ep;
+static struct sockaddr_in addr;
+static char request[512];
+static size_t request_len;
+static unsigned char *ring, *payloads;    /* masked frames back to back; their payloads */
+static size_t frame_len, ring_len;
+static unsigned ring_count;
+static unsigned char close_frame[8];
+static uint32_t *hist;
+static unsigned char readbuf[READ_CHUNK];
+
+static int measuring, stopping;
+static uint64_t measured_messages, verified, idle_ready, opened_total;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+static double cpu_self(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+           ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* The server's user + system CPU seconds (all its threads), or -1 without a pid. */
+static double cpu_server(void) {
+    char path[64], buf[1024];
+    if (!opt.server_pid) return -1;
+    snprintf(path, sizeof path, "/proc/%d/stat", opt.server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');      /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                     &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+/* Seconds a task spent runnable but waiting for its core (other processes had it): the noise
+ * of a shared machine, from /proc/PID/schedstat (main thread only). */
+static double runq_wait(int pid) {
+    char path[64];
+    unsigned long long on_cpu, waited;
+    if (pid) snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
+    else snprintf(path, sizeof path, "/proc/self/schedstat");
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int ok = fscanf(f, "%llu %llu", &on_cpu, &waited) == 2;
+    fclose(f);
+    return ok ? waited * 1e-9 : -1;
+}
+
+static long rss_server_kib(void) {
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", opt.server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f) die("cannot read %s", path);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    fclose(f);
+    return kib;
+}
+
+/* Build RING_SMALL (or 2 for big messages) distinct payloads, each framed and masked with
+ * its own key, back to back, so sending k messages is writing k * frame_len bytes. */
+static void build_frames(void) {
+    size_t hlen = opt.size < 126 ? 2 : opt.size < 65536 ? 4 : 10;
+    ring_count = opt.size >= 65536 ? 2 : RING_SMALL;
+    frame_len = hlen + 4 + opt.size;
+    ring_len = frame_len * ring_count;
+    ring = malloc(ring_len);
+    payloads = malloc(opt.size * ring_count + 1);
+    if (!ring || !payloads) die("out of memory");
+    srand(6455);
+    for (unsigned i = 0; i < ring_count; i++) {
+        unsigned char *f = ring + i * frame_len, *p = payloads + i * opt.size, key[4];
+        for (size_t j = 0; j < opt.size; j++)
+            p[j] = opt.binary ? (unsigned char)rand() : (unsigned char)('a' + rand() % 26);
+        for (int j = 0; j < 4; j++) key[j] = (unsigned char)rand();
+        f[0] = 0x80 | (opt.binary ? 2 : 1);
+        if (hlen == 2) {
+            f[1] = 0x80 | (unsigned char)opt.size;
+        } else if (hlen == 4) {
+            f[1] = 0x80 | 126;
+            f[2] = opt.size >> 8;
+            f[3] = opt.size & 0xff;
+        } else {
+            f[1] = 0x80 | 127;
+            for (int j = 0; j < 8; j++) f[2 + j] = (uint64_t)opt.size >> (56 - 8 * j);
+        }
+        memcpy(f + hlen, key, 4);
+        for (size_t j = 0; j < opt.size; j++) f[hlen + 4 + j] = p[j] ^ key[j & 3];
+    }
+    /* A masked close frame, code 1000 (RFC 6455 5.5.1, 7.4.1). */
+    unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
+    close_frame[0] = 0x88;
+    close_frame[1] = 0x82;
+    memcpy(close_frame + 2, key, 4);
+    close_frame[6] = 0x03 ^ key[0];
+    close_frame[7] = 0xe8 ^ key[1];
+}
+
+static void set_events(struct conn *c, int want_out) {
+    if (c->want_out == want_out) return;
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) die("epoll_ctl: %s", strerror(errno));
+    c->want_out = want_out;
+}
+
+static void open_conn(struct conn *c) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) die("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS)
+        die("connect: %s", strerror(errno));
+    double *sent_at = c->sent_at;
+    int id = c->id;
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->id = id;
+    c->sent_at = sent_at;
+    c->state = ST_CONNECTING;
+    c->start = (unsigned)(id * 7) % ring_count;
+    c->out_pos = c->start * frame_len;
+    c->hdr_need = 2;
+    c->opened_at = now();
+    c->want_out = 1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl: %s", strerror(errno));
+    opened_total++;
+}
+
+static void close_conn(struct conn *c, int abortive) {
+    if (abortive) {
+        /* RST instead of FIN: the client side keeps no TIME_WAIT, so churn cannot run out
+         * of ephemeral ports. The WebSocket close handshake is already complete here. */
+        struct linger lg = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+}
+
+static void queue_messages(struct conn *c, int k) {
+    double t = now();
+    for (int i = 0; i < k; i++) c->sent_at[(c->sent + i) % opt.inflight] = t;
+    c->sent += k;
+    c->out_left += (size_t)k * frame_len;
+}
+
+/* Write what is pending; ask epoll for EPOLLOUT only while the socket is full. */
+static void flush(struct conn *c) {
+    while (c->extra_left) {
+        ssize_t n = send(c->fd, c->extra, c->extra_left, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN) { set_events(c, 1); return; }
+            die("connection %d: send: %s", c->id, strerror(errno));
+        }
+        c->extra += n;
+        c->extra_left -= n;
+    }
+    while (c->out_left) {
+        struct iovec iov[2];
+        size_t first = ring_len - c->out_pos;
+        if (first > c->out_left) first = c->out_left;
+        iov[0].iov_base = ring + c->out_pos;
+        iov[0].iov_len = first;
+        size_t second = c->out_left - first;
+        if (second > ring_len) second = ring_len;
+        iov[1].iov_base = ring;
+        iov[1].iov_len = second;
+        ssize_t n = writev(c->fd, iov, second ? 2 : 1);
+        if (n < 0) {
+            if (errno == EAGAIN) { set_events(c, 1); return; }
+            die("connection %d: send: %s", c->id, strerror(errno));
+        }
+        c->out_pos = (c->out_pos + n) % ring_len;
+        c->out_left -= n;
+    }
+    set_events(c, 0);
+}
+
+static void handshake_done(struct conn *c) {
+    c->state = ST_OPEN;
+    if (opt.mode == MODE_ECHO) queue_messages(c, opt.inflight);
+    else queue_messages(c, 1);
+    flush(c);
+}
+
+static void on_message(struct conn *c) {
+    double t = now();
+    double latency = t - c->sent_at[c->received % opt.inflight];
+    c->received++;
+    verified++;
+    if (opt.mode == MODE_ECHO) {
+        if (measuring) {
+            long us = (long)(latency * 1e6);
+            measured_messages++;
+            hist[us < HIST_BUCKETS ? us : HIST_BUCKETS - 1]++;
+        }
+        if (!stopping) queue_messages(c, 1);    /* written by on_readable, in one batch */
+    } else if (opt.mode == MODE_IDLE) {
+        c->state = ST_IDLE;
+        idle_ready++;
+    } else {
+        c->state = ST_CLOSING;
+        c->extra = (const char *)close_frame;
+        c->extra_left = sizeof close_frame;
+        flush(c);
+    }
+}
+
+/* The churn cycle ends when the server answers the close (or just closes the TCP connection). */
+static void churn_closed(struct conn *c) {
+    close_conn(c, 1);
+    if (measuring) {
+        long us = (long)((now() - c->opened_at) * 1e6);
+        measured_messages++;
+        hist[us < HIST_BUCKETS ? us : HIST_BUCKETS - 1]++;
+    }
+    if (!stopping) open_conn(c);
+}
+
+/* Parse the server's frames in [p, p+n): unmasked (RFC 6455 5.1), data payloads compared
+ * with what this connection sent, in order. Returns 0 when the connection was closed. */
+static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
+    while (n) {
+        if (!c->in_frame) {
+            size_t take = c->hdr_need - c->hdr_have;
+            if (take > n) take = n;
+            memcpy(c->hdr + c->hdr_have, p, take);
+            c->hdr_have += take;
+            p += take;
+            n -= take;
+            if (c->hdr_have < c->hdr_need) continue;
+            if (c->hdr_have == 2) {
+                if (c->hdr[1] & 0x80) die("connection %d: the server masked a frame", c->id);
+                int len7 = c->hdr[1] & 0x7f;
+                c->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+                if (c->hdr_need > 2) continue;
+            }
+            uint64_t len = c->hdr[1] & 0x7f;
+            if (len == 126) {
+                len = (c->hdr[2] << 8) | c->hdr[3];
+            } else if (len == 127) {
+                len = 0;
+                for (int j = 0; j < 8; j++) len = (len << 8) | c->hdr[2 + j];
+            }
+            c->frame_opcode = c->hdr[0] & 0x0f;
+            c->frame_fin = c->hdr[0] & 0x80;
+            c->pay_left = len;
+            c->in_frame = 1;
+            c->hdr_have = 0;
+            c->hdr_need = 2;
+            if (c->frame_opcode == 8) {
+                if (c->state == ST_CLOSING) { churn_closed(c); return 0; }
+                die("connection %d: the server sent a close frame", c->id);
+            }
+            if (c->frame_opcode < 8) {
+                int expected = opt.binary ? 2 : 1;
+                if (c->frame_opcode == 0 ? !c->in_message
+                                         : c->in_message || c->frame_opcode != expected)
+                    die("connection %d: unexpected opcode %d", c->id, c->frame_opcode);
+                if (c->sent <= c->received) die("connection %d: an echo nobody sent", c->id);
+                if (c->pay_off + len > opt.size)
+                    die("connection %d: echo longer than the message", c->id);
+                c->in_message = 1;
+            }
+        }
+        size_t take = c->pay_left < n ? c->pay_left : n;
+        if (c->frame_opcode < 8) {
+            const unsigned char *want =
+                payloads + ((c->start + c->received) % ring_count) * opt.size + c->pay_off;
+            if (memcmp(want, p, take))
+                die("connection %d: the echo differs from the message sent", c->id);
+            c->pay_off += take;
+        }
+        c->pay_left -= take;
+        p += take;
+        n -= take;
+        if (c->pay_left) continue;
+        c->in_frame = 0;
+        if (c->frame_opcode < 8 && c->frame_fin) {
+            if (c->pay_off != opt.size)
+                die("connection %d: echo shorter than the message", c->id);
+            c->pay_off = 0;
+            c->in_message = 0;
+            on_message(c);
+            if (c->fd < 0) return 0;
+        }
+        /* ping and pong payloads are skipped: no server here pings within a run */
+    }
+    return 1;
+}
+
+static int on_handshake(struct conn *c, const unsigned char *p, size_t n) {
+    size_t room = sizeof c->resp - 1 - c->resp_len;
+    size_t take = n < room ? n : room;
+    memcpy(c->resp + c->resp_len, p, take);
+    c->resp_len += take;
+    c->resp[c->resp_len] = 0;
+    char *end = strstr(c->resp, "\r\n\r\n");
+    if (!end) {
+        if (c->resp_len == sizeof c->resp - 1) die("handshake response too long");
+        return 1;
+    }
+    if (strncmp(c->resp, "HTTP/1.1 101", 12) || !strstr(c->resp, WS_ACCEPT))
+        die("connection %d: bad handshake response: %.200s", c->id, c->resp);
+    size_t head = end + 4 - c->resp;
+    handshake_done(c);
+    /* Frames that came with the response: the rest of resp, then what did not fit in it. */
+    if (c->resp_len > head &&
+        !on_frames(c, (const unsigned char *)c->resp + head, c->resp_len - head))
+        return 0;
+    return n == take || on_frames(c, p + take, n - take);
+}
+
+static void on_readable(struct conn *c) {
+    for (;;) {
+        ssize_t n = recv(c->fd, readbuf, sizeof readbuf, 0);
+        if (n < 0) {
+            if (errno == EAGAIN) return;
+            if (c->state == ST_CLOSING && errno == ECONNRESET) { churn_closed(c); return; }
+            die("connection %d: recv: %s", c->id, strerror(errno));
+        }
+        if (n == 0) {
+            if (c->state == ST_CLOSING) { churn_closed(c); return; }
+            die("connection %d: the server closed the connection", c->id);
+        }
+        int alive = c->state == ST_HANDSHAKE ? on_handshake(c, readbuf, n)
+                                              : on_frames(c, readbuf, n);
+        if (!alive) return;
+        if (c->out_left) flush(c);
+        if ((size_t)n < sizeof readbuf) return;
+    }
+}
+
+static void on_writable(struct conn *c) {
+    if (c->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) die("connection %d: connect: %s", c->id, strerror(err));
+        c->state = ST_HANDSHAKE;
+        c->extra = request;
+        c->extra_left = request_len;
+    }
+    flush(c);
+}
+
+static void poll_once(int timeout_ms) {
+    struct epoll_event events[256];
+    int n = epoll_wait(ep, events, 256, timeout_ms);
+    if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < n; i++) {
+        struct conn *c = events[i].data.ptr;
+        if (c->fd < 0) continue;
+        int fd = c->fd;
+        if (events[i].events & (EPOLLOUT | EPOLLERR)) on_writable(c);
+        if (c->fd == fd && events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+    }
+}
+
+static void percentiles(double *p50, double *p99) {
+    uint64_t total = 0, seen = 0;
+    *p50 = *p99 = -1;
+    for (int i = 0; i < HIST_BUCKETS; i++) total += hist[i];
+    for (int i = 0; i < HIST_BUCKETS && total; i++) {
+        seen += hist[i];
+        if (*p50 < 0 && seen * 100 >= total * 50) *p50 = i + 0.5;
+        if (*p99 < 0 && seen * 100 >= total * 99) { *p99 = i + 0.5; break; }
+    }
+}
+
+/* Drive CONNS echo connections or churn workers: warm up, then measure for DURATION. */
+static void run_load(struct conn *conns) {
+    for (int i = 0; i < opt.conns; i++) open_conn(&conns[i]);
+    double t0 = now(), t_start = t0 + opt.warmup, t_end = t_start + opt.duration;
+    double cpu0 = 0, srv0 = 0, wait0 = 0, srv_wait0 = 0;
+    uint64_t bytes_factor = opt.size;
+    while (!measuring || now() < t_end) {
+        poll_once(2);
+        if (!measuring && now() >= t_start) {
+            measuring = 1;
+            t_start = now();
+            t_end = t_start + opt.duration;
+            cpu0 = cpu_self();
+            srv0 = cpu_server();
+            wait0 = runq_wait(0);
+            srv_wait0 = opt.server_pid ? runq_wait(opt.server_pid) : 0;
+        }
+    }
+    double elapsed = now() - t_start, cpu = cpu_self() - cpu0, srv = cpu_server() - srv0;
+    double waited = runq_wait(0) - wait0;
+    double srv_waited = opt.server_pid ? runq_wait(opt.server_pid) - srv_wait0 : -elapsed;
+    stopping = 1;
+    double p50, p99;
+    percentiles(&p50, &p99);
+    printf("{\"mode\": \"%s\", \"messages\": %llu, \"seconds\": %.3f, \"rate\": %.1f, "
+           "\"mb_per_s\": %.2f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"verified\": %llu, "
+           "\"connections_opened\": %llu, \"gen_cpu\": %.3f, \"gen_waited\": %.3f, "
+           "\"server_cpu\": %.3f, \"server_waited\": %.3f}\n",
+           opt.mode == MODE_ECHO ? "echo" : "churn",
+           (unsigned long long)measured_messages, elapsed, measured_messages / elapsed,
+           measured_messages * (double)bytes_factor / elapsed / 1e6, p50, p99,
+           (unsigned long long)verified, (unsigned long long)opened_total, cpu / elapsed,
+           waited / elapsed, srv0 < 0 ? -1.0 : srv / elapsed, srv_waited / elapsed);
+}
+
+/* Open COUNT connections, at most MAX_CONNECTING handshakes at a time, each ending idle after
+ * one echo. Returns when all are idle. */
+static void open_idle(struct conn *conns, int count) {
+    int next = 0;
+    idle_ready = 0;
+    double deadline = now() + 60;
+    while (idle_ready < (uint64_t)count) {
+        while (next < count && (uint64_t)next - idle_ready < MAX_CONNECTING)
+            open_conn(&conns[next++]);
+        poll_once(5);
+        if (now() > deadline) die("only %llu of %d connections opened in 60 s",
+                                  (unsigned long long)idle_ready, count);
+    }
+}
+
+static void wait_quiet(double seconds) {
+    double end = now() + seconds;
+    while (now() < end) poll_once(10);
+}
+
+static void run_idle(struct conn *conns) {
+    /* Warm up: the server's first connections allocate what every later one reuses. */
+    int warm = opt.conns < 100 ? opt.conns : 100;
+    open_idle(conns, warm);
+    for (int i = 0; i < warm; i++) close_conn(&conns[i], 0);
+    wait_quiet(opt.settle);
+    long before = rss_server_kib();
+    double t0 = now();
+    open_idle(conns, opt.conns);
+    double open_s = now() - t0;
+    wait_quiet(opt.settle);
+    long after = rss_server_kib();
+    printf("{\"mode\": \"idle\", \"connections\": %d, \"rss_before_kib\": %ld, "
+           "\"rss_after_kib\": %ld, \"kib_per_connection\": %.2f, \"open_seconds\": %.3f, "
+           "\"verified\": %llu, \"gen_cpu\": -1, \"server_cpu\": -1}\n",
+           opt.conns, before, after, (double)(after - before) / opt.conns, open_s,
+           (unsigned long long)verified);
+    for (int i = 0; i < opt.conns; i++) close_conn(&conns[i], 0);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: loadgen --port N --mode echo|idle|churn [--conns N] "
+                    "[--inflight N] [--size BYTES] [--binary] [--warmup S] [--duration S] "
+                    "[--settle S] [--server-pid PID]\n");
+    exit(64);
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--binary")) { opt.binary = 1; continue; }
+        if (!v) usage();
+        i++;
+        if (!strcmp(a, "--port")) opt.port = atoi(v);
+        else if (!strcmp(a, "--conns")) opt.conns = atoi(v);
+        else if (!strcmp(a, "--inflight")) opt.inflight = atoi(v);
+        else if (!strcmp(a, "--size")) opt.size = strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--warmup")) opt.warmup = atof(v);
+        else if (!strcmp(a, "--duration")) opt.duration = atof(v);
+        else if (!strcmp(a, "--settle")) opt.settle = atof(v);
+        else if (!strcmp(a, "--server-pid")) opt.server_pid = atoi(v);
+        else if (!strcmp(a, "--mode"))
+            opt.mode = !strcmp(v, "echo") ? MODE_ECHO : !strcmp(v, "idle") ? MODE_IDLE
+                     : !strcmp(v, "churn") ? MODE_CHURN : (usage(), MODE_ECHO);
+        else usage();
+    }
+    if (!opt.port || opt.conns < 1 || opt.inflight < 1 || opt.size < 1) usage();
+    if (opt.mode == MODE_IDLE && !opt.server_pid) die("idle mode needs --server-pid");
+    if (opt.mode != MODE_ECHO) opt.inflight = 1;
+
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if ((rlim_t)opt.conns + 64 > rl.rlim_cur)
+        die("RLIMIT_NOFILE %lu is too low for %d connections", (unsigned long)rl.rlim_cur,
+            opt.conns);
+    signal(SIGPIPE, SIG_IGN);
+
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(opt.port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    request_len = snprintf(request, sizeof request,
+                           "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n", opt.port, WS_KEY);
+    build_frames();
+    hist = calloc(HIST_BUCKETS, sizeof *hist);
+    struct conn *conns = calloc(opt.conns, sizeof *conns);
+    if (!hist || !conns) die("out of memory");
+    for (int i = 0; i < opt.conns; i++) {
+        conns[i].id = i;
+        conns[i].fd = -1;
+        conns[i].sent_at = calloc(opt.inflight, sizeof(double));
+        if (!conns[i].sent_at) die("out of memory");
+    }
+    ep = epoll_create1(0);
+    if (opt.mode == MODE_IDLE) run_idle(conns);
+    else run_load(conns);
+    fflush(stdout);
+    return 0;
+}

@@ -1,0 +1,148 @@
+"""Markdown tables of one benchmark run, and the check of issue 3's targets against them.
+
+``results[scenario][server]`` is the load generator's JSON object for that pair, or
+``{'error': message}``; ``micro`` is bench/micro.py's JSON object.
+"""
+BASELINE = 'gevent-websocket'
+#: A server busy (running, or runnable and waiting for its core) less than this share of the
+#: time was waiting for input: the load generator, or the round trips, limited it.
+SERVER_BUSY = 0.9
+
+
+def _si(value):
+    for unit, scale in (('M', 1e6), ('k', 1e3)):
+        if value >= scale:
+            return '%.3g%s' % (value / scale, unit)
+    return '%.3g' % value
+
+
+def _pct(value):
+    return '–' if value is None or value < 0 else '%d%%' % round(value * 100)
+
+
+def _rate(value):
+    return '%.3g GB/s' % (value / 1e3) if value >= 1e3 else '%.3g MB/s' % value
+
+
+def _ratio(value, base):
+    if value is None or not base:
+        return '–'
+    return '%.2f' % (value / base)
+
+
+def _cpu_columns(row):
+    return [_pct(row.get('gen_cpu')), _pct(row.get('server_cpu')), _pct(row.get('server_waited'))]
+
+
+CPU_HEADERS = ['loadgen CPU', 'server CPU', 'server preempted']
+
+#: scenario -> (value key, headers after the server name, cells of one row)
+LAYOUTS = {
+    'S1': ('rate', ['round trips/s', '× gevent-websocket', 'p50 ms', 'p99 ms'],
+           lambda r, ratio: [_si(r['rate']), ratio, '%.2f' % (r['p50_us'] / 1e3),
+                             '%.2f' % (r['p99_us'] / 1e3)]),
+    'S2': ('rate', ['messages/s', '× gevent-websocket'],
+           lambda r, ratio: [_si(r['rate']), ratio]),
+    'S3': ('mb_per_s', ['MB/s each way', '× gevent-websocket'],
+           lambda r, ratio: ['%.4g' % r['mb_per_s'], ratio]),
+    'S4': ('kib_per_connection', ['KiB per connection', '× gevent-websocket',
+                                  'server RSS before → after', 'seconds to open'],
+           lambda r, ratio: ['%.1f' % r['kib_per_connection'], ratio,
+                             '%.1f → %.1f MiB' % (r['rss_before_kib'] / 1024,
+                                                  r['rss_after_kib'] / 1024),
+                             '%.1f' % r['open_seconds']]),
+    'S5': ('rate', ['handshakes/s', '× gevent-websocket', 'p50 cycle ms'],
+           lambda r, ratio: [_si(r['rate']), ratio, '%.2f' % (r['p50_us'] / 1e3)]),
+}
+
+
+def _table(headers, rows):
+    lines = ['| ' + ' | '.join(headers) + ' |', '|' + '---|' * len(headers)]
+    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def scenario_table(scenario, title, by_server, labels):
+    """One scenario's table, and a sentence on whether the load generator kept up."""
+    key, headers, cells = LAYOUTS[scenario]
+    with_cpu = scenario != 'S4'
+    base = by_server.get(BASELINE, {}).get(key)
+    rows, gen_busiest, server_idlest = [], None, None
+    for server, result in by_server.items():
+        if 'error' in result:
+            width = len(headers) + (len(CPU_HEADERS) if with_cpu else 0)
+            rows.append([labels[server], 'failed: ' + result['error']] + [''] * (width - 1))
+            continue
+        row = [labels[server]] + cells(result, _ratio(result[key], base))
+        if with_cpu:
+            row += _cpu_columns(result)
+            busy = result['server_cpu'] + max(result['server_waited'], 0)
+            if gen_busiest is None or result['gen_cpu'] > gen_busiest[1]:
+                gen_busiest = (server, result['gen_cpu'])
+            if server_idlest is None or busy < server_idlest[1]:
+                server_idlest = (server, busy)
+        rows.append(row)
+    text = '### %s %s\n\n%s\n' % (scenario, title,
+                                   _table(['server'] + headers +
+                                          (CPU_HEADERS if with_cpu else []), rows))
+    if gen_busiest:
+        text += '\nThe load generator used at most %s of its core (against %s). ' % (
+            _pct(gen_busiest[1]), labels[gen_busiest[0]])
+        server, busy = server_idlest
+        if busy >= SERVER_BUSY:
+            text += ('Every server was busy at least %s of the time (on its core or waiting '
+                     'for it), so the servers were the bottleneck.\n' % _pct(busy))
+        else:
+            text += ('%s was busy only %s of the time: it waited for input, so the load '
+                     'generator or the round trips limited it.\n' % (labels[server],
+                                                                     _pct(busy)))
+    return text
+
+
+def micro_table(micro):
+    sizes = ['125 B' if s == 125 else '%d KiB' % (s // 1024) if s < 1 << 20 else '1 MiB'
+             for s in micro['sizes']]
+    copy = micro['rows'][0]['mb_per_s']
+    rows = [[row['name']] + ['%s (%.2f)' % (_rate(v), v / c)
+                             for v, c in zip(row['mb_per_s'], copy)]
+            for row in micro['rows']]
+    text = ('### Masking and UTF-8 validation (one core; in parentheses: the share of the '
+            'copy\'s speed)\n\n' + _table(['operation'] + sizes, rows) + '\n')
+    if not micro['compiled']:
+        text += '\nThe compiled extension was not built: its rows are missing.\n'
+    return text
+
+
+def _value(results, scenario, server):
+    result = results.get(scenario, {}).get(server)
+    if not result or 'error' in result:
+        return None
+    return result[LAYOUTS[scenario][0]]
+
+
+def targets(results, micro):
+    """Issue 3's targets, each with its verdict in this run."""
+    lines = []
+    ours = 'geventws'
+    for scenario in ('S1', 'S2', 'S3', 'S5'):
+        mine, theirs = _value(results, scenario, ours), _value(results, scenario, 'picows')
+        if mine is None or theirs is None:
+            continue
+        lines.append('- %s: geventws / picows = %.2f: %s' % (
+            scenario, mine / theirs, 'met' if mine > theirs else 'MISSED (must be > 1)'))
+    mine = _value(results, 'S4', ours)
+    if mine is not None:
+        python_peers = [s for s in ('gevent-websocket', 'websockets', 'aiohttp', 'picows')
+                        if _value(results, 'S4', s) is not None]
+        best = min([_value(results, 'S4', s) for s in python_peers], default=None)
+        ok = mine <= 13 and (best is None or mine < best)
+        lines.append('- S4: geventws %.1f KiB per idle connection (at most 13 and below every '
+                     'Python peer%s): %s' % (mine, ', best %.1f' % best if best else '',
+                                             'met' if ok else 'MISSED'))
+    if micro and micro['compiled']:
+        rows = {row['name']: row['mb_per_s'][-1] for row in micro['rows']}
+        copy = micro['rows'][0]['mb_per_s'][-1]
+        masked = next(v for name, v in rows.items() if name.startswith('mask, compiled'))
+        lines.append('- masking 1 MiB at %.2f of the copy\'s speed (at least 0.5): %s' % (
+            masked / copy, 'met' if masked / copy >= 0.5 else 'MISSED'))
+    return '### Targets (issue 3)\n\n' + '\n'.join(lines) + '\n' if lines else ''

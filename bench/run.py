@@ -1,0 +1,355 @@
+"""``make bench``: geventws against the other WebSocket echo servers, side by side.
+
+Each server runs alone on core 0 (``taskset -c 0``), started fresh for each scenario on a free
+127.0.0.1 port; one C load generator (bench/loadgen.c, compiled here with the system cc) drives
+it from core 1. Every figure is compared with gevent-websocket measured in the same run. The
+tables go to stdout and to bench/out/latest.md. Servers are stopped (their whole process
+group) after each scenario, also on errors and Ctrl-C.
+
+    python bench/run.py [--quick] [--servers geventws,picows] [--scenarios S1,S4,micro]
+    python bench/run.py --profile geventws      # py-spy profile of that server under S1
+"""
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import report
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / 'out'
+LOADGEN = OUT / 'loadgen'
+NODE_MODULES = ROOT / 'tests' / 'node' / 'node_modules'
+SERVER_CORE, LOADGEN_CORE = '0', '1'
+
+
+@dataclass
+class Server:
+    name: str
+    label: str
+    argv: list
+    env: dict = field(default_factory=dict)
+    missing: str = ''       # why it cannot run here, if it cannot
+
+
+def _version(dist):
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _python_server(name, dist, script, env=None, label=None):
+    version = _version(dist)
+    return Server(name, label or '%s %s' % (name, version),
+                  [sys.executable, str(HERE / 'servers' / script)], env or {},
+                  '' if version else '%s is not installed (make bench installs it)' % dist)
+
+
+def _node_server():
+    package = NODE_MODULES / 'ws' / 'package.json'
+    node = shutil.which('node')
+    missing = ('node is not installed' if not node else
+               '' if package.exists() else 'run npm install in tests/node')
+    version = json.loads(package.read_text())['version'] if package.exists() else '?'
+    return Server('node-ws', 'node ws %s' % version,
+                  [node or 'node', str(HERE / 'servers' / 'node_ws_server.js')],
+                  {'NODE_PATH': str(NODE_MODULES)}, missing)
+
+
+def all_servers():
+    ours = _version('geventws')
+    return [
+        _python_server('gevent-websocket', 'gevent-websocket', 'gevent_websocket_server.py'),
+        _python_server('geventws', 'geventws', 'geventws_server.py',
+                       label='geventws %s compiled' % ours),
+        _python_server('geventws-pure', 'geventws', 'geventws_server.py',
+                       {'GEVENTWS_NO_EXTENSIONS': '1'}, 'geventws %s pure Python' % ours),
+        _python_server('websockets', 'websockets', 'websockets_server.py'),
+        _python_server('aiohttp', 'aiohttp', 'aiohttp_server.py'),
+        _python_server('picows', 'picows', 'picows_server.py'),
+        _node_server(),
+    ]
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    args: list              # load generator arguments
+    quick_args: list = field(default_factory=list)   # overrides for --quick
+
+
+SCENARIOS = [
+    Scenario('S1', '64 connections, one 32-byte text message in flight each',
+             ['--mode', 'echo', '--conns', '64', '--inflight', '1', '--size', '32']),
+    Scenario('S2', '8 connections x 100 pipelined 32-byte text messages',
+             ['--mode', 'echo', '--conns', '8', '--inflight', '100', '--size', '32']),
+    Scenario('S3', '4 connections echoing 1 MiB binary messages',
+             ['--mode', 'echo', '--conns', '4', '--inflight', '1', '--size', str(1 << 20),
+              '--binary']),
+    Scenario('S4', '5,000 idle connections (after the handshake and one echo each): '
+             'server RSS per connection',
+             ['--mode', 'idle', '--conns', '5000', '--settle', '1'],
+             ['--conns', '500', '--settle', '0.3']),
+    Scenario('S5', '16 workers: connect, handshake, one echo, close handshake',
+             ['--mode', 'churn', '--conns', '16', '--size', '32']),
+]
+MICRO = 'micro'
+
+
+def build_loadgen():
+    """Compile the load generator when its source is newer than the binary."""
+    source = HERE / 'loadgen.c'
+    OUT.mkdir(exist_ok=True)
+    if LOADGEN.exists() and LOADGEN.stat().st_mtime >= source.stat().st_mtime:
+        return
+    cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
+    if not cc:
+        sys.exit('bench: no C compiler (cc) to build the load generator')
+    subprocess.run([cc, '-O2', '-Wall', '-o', str(LOADGEN), str(source)], check=True)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def _raise_nofile():
+    """In the server's child process: enough descriptors for S4's 5,000 connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _log_tail(path, lines=5):
+    with contextlib.suppress(OSError):
+        return ' / '.join(path.read_text(errors='replace').strip().splitlines()[-lines:])
+    return ''
+
+
+@contextlib.contextmanager
+def running(server, log_path):
+    """The server on core 0 in its own session, yielding (pid, port); the whole process
+    group is killed on the way out."""
+    port = _free_port()
+    with open(log_path, 'wb') as log:
+        proc = subprocess.Popen(['taskset', '-c', SERVER_CORE] + server.argv + [str(port)],
+                                env=dict(os.environ, **server.env), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_raise_nofile)
+    try:
+        _wait_listening(proc, port, log_path)
+        yield proc.pid, port     # taskset execs the server: same pid
+    finally:
+        _stop(proc)
+
+
+def _wait_listening(proc, port, log_path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError('server exited with %s: %s' % (proc.returncode,
+                                                               _log_tail(log_path)))
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex(('127.0.0.1', port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError('server not listening after %d s' % timeout)
+
+
+def _stop(proc):
+    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_loadgen(args, timeout):
+    proc = subprocess.run(['taskset', '-c', LOADGEN_CORE, str(LOADGEN)] + args,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stderr.strip() or 'loadgen exit %d' % proc.returncode)
+                           .splitlines()[-1])
+    return json.loads(proc.stdout)
+
+
+def scenario_args(scenario, options):
+    args = list(scenario.args)
+    if scenario.name != 'S4':
+        args += ['--warmup', str(options.warmup), '--duration', str(options.duration)]
+    if options.quick:
+        for flag, value in zip(scenario.quick_args[::2], scenario.quick_args[1::2]):
+            args[args.index(flag) + 1] = value
+    return args
+
+
+def run_one(scenario, server, options):
+    log_path = OUT / 'logs' / ('%s-%s.log' % (server.name, scenario.name))
+    with running(server, log_path) as (pid, port):
+        args = scenario_args(scenario, options) + ['--port', str(port), '--server-pid', str(pid)]
+        timeout = 180 if scenario.name == 'S4' else options.warmup + options.duration + 60
+        return run_loadgen(args, timeout)
+
+
+def _summary(scenario, result):
+    if 'error' in result:
+        return 'failed: ' + result['error']
+    if scenario.name == 'S4':
+        return '%.1f KiB per connection' % result['kib_per_connection']
+    if scenario.name == 'S3':
+        return '%.0f MB/s' % result['mb_per_s']
+    return '%.0f/s, loadgen CPU %d%%' % (result['rate'], result['gen_cpu'] * 100)
+
+
+def run_scenario(scenario, servers, options):
+    by_server = {}
+    for server in servers:
+        if server.missing:
+            by_server[server.name] = {'error': server.missing}
+            continue
+        try:
+            by_server[server.name] = run_one(scenario, server, options)
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+            by_server[server.name] = {'error': str(exc)}
+        print('  %s %-18s %s' % (scenario.name, server.name,
+                                 _summary(scenario, by_server[server.name])),
+              file=sys.stderr, flush=True)
+    return by_server
+
+
+def run_micro(options):
+    min_time = 0.03 if options.quick else 0.3
+    proc = subprocess.run(['taskset', '-c', SERVER_CORE, sys.executable, str(HERE / 'micro.py'),
+                           '--min-time', str(min_time)], capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1])
+    return json.loads(proc.stdout)
+
+
+def machine_header(options, started):
+    model = next((line.split(':', 1)[1].strip()
+                  for line in subprocess.run(['lscpu'], capture_output=True, text=True)
+                  .stdout.splitlines() if line.startswith('Model name')), platform.processor())
+    return ('## WebSocket echo benchmark\n\n'
+            '- date: %s\n- CPU: %s, %d cores (servers on core %s, the load generator on '
+            'core %s)\n- Python %s, %s\n- %s: %.1f s warm-up and %.1f s measured per server '
+            'and scenario\n'
+            % (started, model, os.cpu_count(), SERVER_CORE, LOADGEN_CORE,
+               platform.python_version(), platform.platform(terse=True),
+               'quick run' if options.quick else 'full run', options.warmup, options.duration))
+
+
+def _pick(items, wanted, kind):
+    if not wanted:
+        return items
+    names = [name.strip() for name in wanted.split(',')]
+    known = {item.name: item for item in items}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        sys.exit('bench: unknown %s %s (known: %s)' % (kind, ', '.join(unknown),
+                                                      ', '.join(known)))
+    return [known[name] for name in names]
+
+
+def profile(server_name, options):
+    """py-spy records the server through S1; the summary names the hottest functions."""
+    import pyspy_summary
+    server = _pick(all_servers(), server_name, 'server')[0]
+    raw = OUT / ('profile-%s-S1.txt' % server.name)
+    scenario = SCENARIOS[0]
+    with running(server, OUT / 'logs' / ('%s-profile.log' % server.name)) as (pid, port):
+        spy = subprocess.Popen(['py-spy', 'record', '--format', 'raw', '--rate', '500',
+                                '--pid', str(pid), '--output', str(raw), '--nonblocking'],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1)
+            result = run_loadgen(scenario_args(scenario, options) +
+                                 ['--port', str(port), '--server-pid', str(pid)], 120)
+        finally:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+    print('S1 under py-spy: %.0f round trips/s\n' % result['rate'])
+    print(pyspy_summary.summarize(raw))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='a smoke run of a few seconds')
+    parser.add_argument('--servers', help='comma-separated: ' +
+                        ','.join(server.name for server in all_servers()))
+    parser.add_argument('--scenarios', help='comma-separated: S1,S2,S3,S4,S5,' + MICRO)
+    parser.add_argument('--warmup', type=float, help='seconds before measuring (default 1)')
+    parser.add_argument('--duration', type=float, help='seconds measured (default 4)')
+    parser.add_argument('--profile', metavar='SERVER',
+                        help='profile SERVER with py-spy under S1 instead of benchmarking')
+    options = parser.parse_args()
+    if options.warmup is None:
+        options.warmup = 0.2 if options.quick else 1.0
+    if options.duration is None:
+        options.duration = 0.5 if options.quick else 4.0
+    # SIGTERM ends the run like Ctrl-C does, through every ``finally`` that stops a server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    build_loadgen()
+    (OUT / 'logs').mkdir(parents=True, exist_ok=True)
+    if options.profile:
+        return profile(options.profile, options)
+
+    servers = _pick(all_servers(), options.servers, 'server')
+    names = [s.name for s in SCENARIOS] + [MICRO]
+    wanted = [name.strip() for name in options.scenarios.split(',')] if options.scenarios \
+        else names
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        sys.exit('bench: unknown scenario %s (known: %s)' % (', '.join(unknown),
+                                                            ', '.join(names)))
+    started = datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')
+    t0 = time.monotonic()
+    sections = [machine_header(options, started)]
+    print(sections[0], flush=True)
+    labels = {server.name: server.label for server in servers}
+    results, micro = {}, None
+    for scenario in SCENARIOS:
+        if scenario.name not in wanted:
+            continue
+        results[scenario.name] = run_scenario(scenario, servers, options)
+        sections.append(report.scenario_table(scenario.name, scenario.title,
+                                              results[scenario.name], labels))
+        print(sections[-1], flush=True)
+    if MICRO in wanted:
+        micro = run_micro(options)
+        sections.append(report.micro_table(micro))
+        print(sections[-1], flush=True)
+    tail = report.targets(results, micro)
+    tail += '\nThe whole run took %.0f s.\n' % (time.monotonic() - t0)
+    sections.append(tail)
+    print(tail)
+    (OUT / 'latest.md').write_text('\n'.join(sections))
+    (OUT / 'latest.json').write_text(json.dumps({'results': results, 'micro': micro},
+                                                indent=1))
+    failed = [name for by_server in results.values() for name, r in by_server.items()
+              if 'error' in r and not dict((s.name, s) for s in servers)[name].missing]
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
