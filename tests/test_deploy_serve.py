@@ -1,0 +1,125 @@
+"""``python -m geventws serve module:app``: any WSGI app with WebSocket support, ws and wss,
+graceful SIGTERM with 1001; X-Forwarded-* believed from the proxies named and nobody else."""
+import json
+import signal
+import subprocess
+
+import pytest
+
+from conftest import free_port
+from geventws.forwarded import TrustedProxies
+from test_deploy_apps.support import (HERE, PYTHON, programs, python_env,  # noqa: F401
+                                      read_until_close, tls_files, ws_connect)
+from test_deploy_gunicorn import assert_echoes, http_get
+
+FORWARDED = {'X-Forwarded-Proto': 'wss', 'X-Forwarded-For': '203.0.113.7'}
+
+
+@pytest.fixture
+def geventws_serve(programs):  # noqa: F811
+    def start(app, *options):
+        port = free_port()
+        return programs([PYTHON, '-m', 'geventws', 'serve', app, '--port', str(port),
+                         *options], port, cwd=HERE, env=python_env())
+    return start
+
+
+@pytest.mark.parametrize('app', ['flask_app:app', 'bottle_app:app'])
+def test_serves_websocket_and_http(geventws_serve, app):
+    server = geventws_serve(app)
+    assert 'serving %s at http://127.0.0.1:%d/ and ws://127.0.0.1:%d/' % (
+        app, server.port, server.port) in server.wait_for_output('serving')
+    assert http_get('http://127.0.0.1:%d/' % server.port).startswith('hello from')
+    ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    assert_echoes(ws)
+    ws.close()
+
+
+def test_wss_with_certfile_and_keyfile(geventws_serve, tls_files):
+    certfile, keyfile, cafile = tls_files
+    server = geventws_serve('flask_app:app', '--certfile', certfile, '--keyfile', keyfile)
+    banner = server.wait_for_output('serving')
+    assert 'https://127.0.0.1:%d/ and wss://' % server.port in banner
+    ws = ws_connect('wss://127.0.0.1:%d/whoami' % server.port, cafile=cafile)
+    assert json.loads(ws.recv())['scheme'] == 'https'
+    assert_echoes(ws)
+    ws.close()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_closes_websockets_with_1001_and_loses_nothing(geventws_serve, signum):
+    server = geventws_serve('flask_app:app')
+    clients = [ws_connect('ws://127.0.0.1:%d/echo' % server.port) for _ in range(3)]
+    sent = ['message %d' % i for i in range(100)]
+    for ws in clients:
+        for message in sent:
+            ws.send(message)
+        assert ws.recv() == sent[0]
+    server.send(signum)
+    for ws in clients:
+        echoed, close = read_until_close(ws)
+        assert close == (1001, 'server shutting down')
+        assert [sent[0]] + echoed == sent[:1 + len(echoed)]
+    assert server.wait() == 0
+    assert server.output().count('echo: 100 messages, closed') == 3
+    assert 'Traceback' not in server.output()
+
+
+def test_forwarded_headers_are_ignored_by_default(geventws_serve):
+    server = geventws_serve('flask_app:app')
+    seen = json.loads(http_get('http://127.0.0.1:%d/whoami' % server.port, headers=FORWARDED))
+    assert (seen['scheme'], seen['remote']) == ('http', '127.0.0.1')
+
+
+def test_forwarded_headers_from_allowed_proxies(geventws_serve):
+    server = geventws_serve('flask_app:app', '--forwarded-allow-ips', '127.0.0.0/8')
+    ws = ws_connect('ws://127.0.0.1:%d/whoami' % server.port,
+                    header=['%s: %s' % item for item in FORWARDED.items()])
+    seen = json.loads(ws.recv())
+    assert (seen['scheme'], seen['remote']) == ('https', '203.0.113.7')
+    ws.close()
+
+
+@pytest.mark.parametrize('argv, error', [
+    (['no_such_module:app'], "cannot load no_such_module:app: No module named 'no_such_module'"),
+    (['flask_app:nothing'], 'cannot load flask_app:nothing'),
+    (['flask_app:app', '--certfile', 'cert.pem'], '--certfile and --keyfile go together'),
+])
+def test_usage_errors(argv, error):
+    done = subprocess.run([PYTHON, '-m', 'geventws', 'serve', *argv, '--port', '0'], cwd=HERE,
+                          env=python_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert error in done.stderr
+
+
+@pytest.mark.parametrize('allow, peer, trusted', [
+    ('127.0.0.1', '127.0.0.1', True),
+    ('127.0.0.1', '127.0.0.2', False),
+    ('10.0.0.0/8, ::1', '10.200.3.4', True),
+    (['10.0.0.0/8', '::1'], '::1', True),
+    ('10.0.0.0/8', 'not an address', False),
+    ('*', '198.51.100.1', True),
+    ('', '127.0.0.1', False),
+])
+def test_trusted_proxies(allow, peer, trusted):
+    assert TrustedProxies(allow).trusts(peer) is trusted
+
+
+@pytest.mark.parametrize('peer, headers, scheme, remote', [
+    # A direct client's headers are its own claims.
+    (('198.51.100.9', 5000), {'HTTP_X_FORWARDED_PROTO': 'https',
+                              'HTTP_X_FORWARDED_FOR': '203.0.113.7'}, 'http', '198.51.100.9'),
+    (('10.0.0.2', 5000), {'HTTP_X_FORWARDED_PROTO': 'wss',
+                          'HTTP_X_FORWARDED_FOR': '203.0.113.7'}, 'https', '203.0.113.7'),
+    # What a client sent ahead of the real chain does not count: the nearest untrusted hop.
+    (('10.0.0.2', 5000), {'HTTP_X_FORWARDED_FOR': '1.2.3.4, 203.0.113.7, 10.0.0.3'},
+     'http', '203.0.113.7'),
+    (('10.0.0.2', 5000), {'HTTP_X_FORWARDED_PROTO': 'ftp'}, 'http', '10.0.0.2'),
+    # A Unix socket peer (no address) is a local proxy.
+    ('', {'HTTP_X_FORWARDED_PROTO': 'https'}, 'https', ''),
+])
+def test_forwarded_headers_rewrite_environ(peer, headers, scheme, remote):
+    environ = dict(headers, REMOTE_ADDR=peer[0] if peer else '')
+    environ['wsgi.url_scheme'] = 'http'
+    TrustedProxies('10.0.0.0/8').apply(environ, peer)
+    assert (environ['wsgi.url_scheme'], environ['REMOTE_ADDR']) == (scheme, remote)
