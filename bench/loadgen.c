@@ -14,6 +14,10 @@
  *          RSS per connection from /proc/PID/status.
  *   churn  CONNS workers, each in a loop: connect, handshake, one echo, close handshake.
  *
+ * --deflate (idle and churn: one message per connection) offers permessage-deflate as browsers
+ * do (RFC 7692), requires the server to accept it, sends the message compressed and inflates
+ * compressed echoes (zlib), so the server's compression state is what a browser would cause.
+ *
  * Output: one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -35,6 +39,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 enum mode { MODE_ECHO, MODE_IDLE, MODE_CHURN };
 enum state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_IDLE };
@@ -60,7 +65,9 @@ struct conn {
     size_t resp_len;
     unsigned char hdr[14];            /* the frame header being read */
     int hdr_have, hdr_need;
-    int in_frame, frame_opcode, frame_fin, in_message;
+    int in_frame, frame_opcode, frame_fin, in_message, compressed;
+    unsigned char *zbuf;              /* --deflate: the compressed echo collected so far */
+    size_t zlen;
     uint64_t pay_left, pay_off;
     unsigned start;                   /* this connection's first payload in the ring */
     uint64_t sent, received;
@@ -70,14 +77,14 @@ struct conn {
 
 static struct {
     enum mode mode;
-    int port, conns, inflight, binary, server_pid;
+    int port, conns, inflight, binary, server_pid, deflate;
     size_t size;
     double warmup, duration, settle;
-} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 32, 1.0, 3.0, 1.0};
+} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0};
 
 static int ep;
 static struct sockaddr_in addr;
-static char request[512];
+static char request[640];
 static size_t request_len;
 static unsigned char *ring, *payloads;    /* masked frames back to back; their payloads */
 static size_t frame_len, ring_len;
@@ -87,7 +94,7 @@ static uint32_t *hist;
 static unsigned char readbuf[READ_CHUNK];
 
 static int measuring, stopping;
-static uint64_t measured_messages, verified, idle_ready, opened_total;
+static uint64_t measured_messages, verified, idle_ready, opened_total, compressed_echoes;
 
 static double now(void) {
     struct timespec ts;
@@ -156,36 +163,70 @@ static long rss_server_kib(void) {
     return kib;
 }
 
+/* One masked client frame of LEN payload bytes at F (RFC 6455 5.2, 5.3); its length. */
+static size_t put_frame(unsigned char *f, int first_byte, const unsigned char *payload,
+                        size_t len, const unsigned char key[4]) {
+    size_t hlen = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    f[0] = (unsigned char)first_byte;
+    if (hlen == 2) {
+        f[1] = 0x80 | (unsigned char)len;
+    } else if (hlen == 4) {
+        f[1] = 0x80 | 126;
+        f[2] = len >> 8;
+        f[3] = len & 0xff;
+    } else {
+        f[1] = 0x80 | 127;
+        for (int j = 0; j < 8; j++) f[2 + j] = (uint64_t)len >> (56 - 8 * j);
+    }
+    memcpy(f + hlen, key, 4);
+    for (size_t j = 0; j < len; j++) f[hlen + 4 + j] = payload[j] ^ key[j & 3];
+    return hlen + 4 + len;
+}
+
+/* PAYLOAD as the first message of a permessage-deflate stream (RFC 7692 7.2.1): raw deflate,
+ * sync flush, its 00 00 ff ff tail removed. Returns the compressed length, written to OUT. */
+static size_t deflate_message(const unsigned char *payload, size_t len, unsigned char *out,
+                              size_t room) {
+    z_stream z = {0};
+    if (deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2 failed");
+    z.next_in = (unsigned char *)payload;
+    z.avail_in = len;
+    z.next_out = out;
+    z.avail_out = room;
+    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in) die("deflate failed");
+    size_t n = room - z.avail_out;
+    deflateEnd(&z);
+    if (n < 4 || memcmp(out + n - 4, "\0\0\xff\xff", 4)) die("deflate: no sync-flush tail");
+    return n - 4;
+}
+
 /* Build RING_SMALL (or 2 for big messages) distinct payloads, each framed and masked with
- * its own key, back to back, so sending k messages is writing k * frame_len bytes. */
+ * its own key, back to back, so sending k messages is writing k * frame_len bytes. With
+ * --deflate, one compressed frame (every connection sends only one message). */
 static void build_frames(void) {
-    size_t hlen = opt.size < 126 ? 2 : opt.size < 65536 ? 4 : 10;
-    ring_count = opt.size >= 65536 ? 2 : RING_SMALL;
-    frame_len = hlen + 4 + opt.size;
-    ring_len = frame_len * ring_count;
-    ring = malloc(ring_len);
+    ring_count = opt.deflate ? 1 : opt.size >= 65536 ? 2 : RING_SMALL;
+    size_t room = opt.size + opt.size / 8 + 64;   /* deflate's worst case fits */
+    ring = malloc((room + 14) * ring_count);
     payloads = malloc(opt.size * ring_count + 1);
-    if (!ring || !payloads) die("out of memory");
+    unsigned char *zout = malloc(room);
+    if (!ring || !payloads || !zout) die("out of memory");
     srand(6455);
+    ring_len = 0;
     for (unsigned i = 0; i < ring_count; i++) {
-        unsigned char *f = ring + i * frame_len, *p = payloads + i * opt.size, key[4];
+        unsigned char *p = payloads + i * opt.size, key[4];
         for (size_t j = 0; j < opt.size; j++)
             p[j] = opt.binary ? (unsigned char)rand() : (unsigned char)('a' + rand() % 26);
         for (int j = 0; j < 4; j++) key[j] = (unsigned char)rand();
-        f[0] = 0x80 | (opt.binary ? 2 : 1);
-        if (hlen == 2) {
-            f[1] = 0x80 | (unsigned char)opt.size;
-        } else if (hlen == 4) {
-            f[1] = 0x80 | 126;
-            f[2] = opt.size >> 8;
-            f[3] = opt.size & 0xff;
-        } else {
-            f[1] = 0x80 | 127;
-            for (int j = 0; j < 8; j++) f[2 + j] = (uint64_t)opt.size >> (56 - 8 * j);
-        }
-        memcpy(f + hlen, key, 4);
-        for (size_t j = 0; j < opt.size; j++) f[hlen + 4 + j] = p[j] ^ key[j & 3];
+        int first_byte = 0x80 | (opt.binary ? 2 : 1);
+        if (opt.deflate)
+            frame_len = put_frame(ring, first_byte | 0x40, zout,
+                                  deflate_message(p, opt.size, zout, room), key);
+        else
+            frame_len = put_frame(ring + ring_len, first_byte, p, opt.size, key);
+        ring_len += frame_len;
     }
+    free(zout);
     /* A masked close frame, code 1000 (RFC 6455 5.5.1, 7.4.1). */
     unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
     close_frame[0] = 0x88;
@@ -210,11 +251,13 @@ static void open_conn(struct conn *c) {
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS)
         die("connect: %s", strerror(errno));
     double *sent_at = c->sent_at;
+    unsigned char *zbuf = c->zbuf;
     int id = c->id;
     memset(c, 0, sizeof *c);
     c->fd = fd;
     c->id = id;
     c->sent_at = sent_at;
+    c->zbuf = zbuf;
     c->state = ST_CONNECTING;
     c->start = (unsigned)(id * 7) % ring_count;
     c->out_pos = c->start * frame_len;
@@ -318,6 +361,26 @@ static void churn_closed(struct conn *c) {
     if (!stopping) open_conn(c);
 }
 
+/* A compressed echo, whole: inflated (with the tail RFC 7692 7.2.2 restores) and compared
+ * with the message sent. Each connection sends one message, so its stream starts here. */
+static void check_compressed(struct conn *c, const unsigned char *want) {
+    static unsigned char *plain;
+    if (!plain && !(plain = malloc(opt.size + 1))) die("out of memory");
+    memcpy(c->zbuf + c->zlen, "\0\0\xff\xff", 4);
+    z_stream z = {0};
+    if (inflateInit2(&z, -15) != Z_OK) die("inflateInit2 failed");
+    z.next_in = c->zbuf;
+    z.avail_in = c->zlen + 4;
+    z.next_out = plain;
+    z.avail_out = opt.size + 1;
+    int rc = inflate(&z, Z_SYNC_FLUSH);
+    size_t got = opt.size + 1 - z.avail_out;
+    inflateEnd(&z);
+    if ((rc != Z_OK && rc != Z_STREAM_END) || got != opt.size || memcmp(plain, want, got))
+        die("connection %d: the compressed echo differs from the message sent", c->id);
+    compressed_echoes++;
+}
+
 /* Parse the server's frames in [p, p+n): unmasked (RFC 6455 5.1), data payloads compared
  * with what this connection sent, in order. Returns 0 when the connection was closed. */
 static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
@@ -345,6 +408,10 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
             }
             c->frame_opcode = c->hdr[0] & 0x0f;
             c->frame_fin = c->hdr[0] & 0x80;
+            int rsv = c->hdr[0] & 0x70;
+            int starts_message = c->frame_opcode && c->frame_opcode < 8;
+            if (rsv && !(rsv == 0x40 && opt.deflate && starts_message))
+                die("connection %d: unexpected RSV bits 0x%x", c->id, rsv);
             c->pay_left = len;
             c->in_frame = 1;
             c->hdr_have = 0;
@@ -359,16 +426,26 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
                                          : c->in_message || c->frame_opcode != expected)
                     die("connection %d: unexpected opcode %d", c->id, c->frame_opcode);
                 if (c->sent <= c->received) die("connection %d: an echo nobody sent", c->id);
-                if (c->pay_off + len > opt.size)
+                if (starts_message) c->compressed = rsv != 0;
+                if (c->compressed) {
+                    if (c->zlen + len + 4 > opt.size + opt.size / 8 + 64)
+                        die("connection %d: compressed echo too long", c->id);
+                    if (!c->zbuf && !(c->zbuf = malloc(opt.size + opt.size / 8 + 64)))
+                        die("out of memory");
+                } else if (c->pay_off + len > opt.size) {
                     die("connection %d: echo longer than the message", c->id);
+                }
                 c->in_message = 1;
             }
         }
         size_t take = c->pay_left < n ? c->pay_left : n;
-        if (c->frame_opcode < 8) {
-            const unsigned char *want =
-                payloads + ((c->start + c->received) % ring_count) * opt.size + c->pay_off;
-            if (memcmp(want, p, take))
+        const unsigned char *want =
+            payloads + ((c->start + c->received) % ring_count) * opt.size;
+        if (c->frame_opcode < 8 && c->compressed) {
+            memcpy(c->zbuf + c->zlen, p, take);
+            c->zlen += take;
+        } else if (c->frame_opcode < 8) {
+            if (memcmp(want + c->pay_off, p, take))
                 die("connection %d: the echo differs from the message sent", c->id);
             c->pay_off += take;
         }
@@ -378,9 +455,10 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
         if (c->pay_left) continue;
         c->in_frame = 0;
         if (c->frame_opcode < 8 && c->frame_fin) {
-            if (c->pay_off != opt.size)
+            if (c->compressed) check_compressed(c, want);
+            else if (c->pay_off != opt.size)
                 die("connection %d: echo shorter than the message", c->id);
-            c->pay_off = 0;
+            c->pay_off = c->zlen = 0;
             c->in_message = 0;
             on_message(c);
             if (c->fd < 0) return 0;
@@ -403,6 +481,8 @@ static int on_handshake(struct conn *c, const unsigned char *p, size_t n) {
     }
     if (strncmp(c->resp, "HTTP/1.1 101", 12) || !strstr(c->resp, WS_ACCEPT))
         die("connection %d: bad handshake response: %.200s", c->id, c->resp);
+    if (opt.deflate && !strcasestr(c->resp, "permessage-deflate"))
+        die("connection %d: the server declined permessage-deflate", c->id);
     size_t head = end + 4 - c->resp;
     handshake_done(c);
     /* Frames that came with the response: the rest of resp, then what did not fit in it. */
@@ -496,12 +576,13 @@ static void run_load(struct conn *conns) {
     printf("{\"mode\": \"%s\", \"messages\": %llu, \"seconds\": %.3f, \"rate\": %.1f, "
            "\"mb_per_s\": %.2f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"verified\": %llu, "
            "\"connections_opened\": %llu, \"gen_cpu\": %.3f, \"gen_waited\": %.3f, "
-           "\"server_cpu\": %.3f, \"server_waited\": %.3f}\n",
+           "\"server_cpu\": %.3f, \"server_waited\": %.3f, \"compressed_echoes\": %llu}\n",
            opt.mode == MODE_ECHO ? "echo" : "churn",
            (unsigned long long)measured_messages, elapsed, measured_messages / elapsed,
            measured_messages * (double)bytes_factor / elapsed / 1e6, p50, p99,
            (unsigned long long)verified, (unsigned long long)opened_total, cpu / elapsed,
-           waited / elapsed, srv0 < 0 ? -1.0 : srv / elapsed, srv_waited / elapsed);
+           waited / elapsed, srv0 < 0 ? -1.0 : srv / elapsed, srv_waited / elapsed,
+           (unsigned long long)compressed_echoes);
 }
 
 /* Open COUNT connections, at most MAX_CONNECTING handshakes at a time, each ending idle after
@@ -538,16 +619,16 @@ static void run_idle(struct conn *conns) {
     long after = rss_server_kib();
     printf("{\"mode\": \"idle\", \"connections\": %d, \"rss_before_kib\": %ld, "
            "\"rss_after_kib\": %ld, \"kib_per_connection\": %.2f, \"open_seconds\": %.3f, "
-           "\"verified\": %llu, \"gen_cpu\": -1, \"server_cpu\": -1}\n",
+           "\"verified\": %llu, \"compressed_echoes\": %llu}\n",
            opt.conns, before, after, (double)(after - before) / opt.conns, open_s,
-           (unsigned long long)verified);
+           (unsigned long long)verified, (unsigned long long)compressed_echoes);
     for (int i = 0; i < opt.conns; i++) close_conn(&conns[i], 0);
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: loadgen --port N --mode echo|idle|churn [--conns N] "
                     "[--inflight N] [--size BYTES] [--binary] [--warmup S] [--duration S] "
-                    "[--settle S] [--server-pid PID]\n");
+                    "[--settle S] [--server-pid PID] [--deflate]\n");
     exit(64);
 }
 
@@ -555,6 +636,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--binary")) { opt.binary = 1; continue; }
+        if (!strcmp(a, "--deflate")) { opt.deflate = 1; continue; }
         if (!v) usage();
         i++;
         if (!strcmp(a, "--port")) opt.port = atoi(v);
@@ -573,6 +655,7 @@ int main(int argc, char **argv) {
     if (!opt.port || opt.conns < 1 || opt.inflight < 1 || opt.size < 1) usage();
     if (opt.mode == MODE_IDLE && !opt.server_pid) die("idle mode needs --server-pid");
     if (opt.mode != MODE_ECHO) opt.inflight = 1;
+    else if (opt.deflate) die("--deflate is for one message per connection: idle or churn");
 
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -589,7 +672,9 @@ int main(int argc, char **argv) {
     request_len = snprintf(request, sizeof request,
                            "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n", opt.port, WS_KEY);
+                           "Sec-WebSocket-Version: 13\r\n%s\r\n", opt.port, WS_KEY,
+                           opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                         "client_max_window_bits\r\n" : "");
     build_frames();
     hist = calloc(HIST_BUCKETS, sizeof *hist);
     struct conn *conns = calloc(opt.conns, sizeof *conns);

@@ -85,6 +85,12 @@ def scenario_table(scenario, title, by_server, labels):
     text = '### %s %s\n\n%s\n' % (scenario, title,
                                    _table(['server'] + headers +
                                           (CPU_HEADERS if with_cpu else []), rows))
+    for server, result in by_server.items():
+        if result.get('compressed_echoes'):
+            text += ('\n%s: permessage-deflate was offered as browsers offer it '
+                     '(`client_max_window_bits`), accepted, and %d of %d echoes (warm-up '
+                     'included) came back compressed, so both zlib streams of each connection were in use.\n'
+                     % (labels[server], result['compressed_echoes'], result['verified']))
     if gen_busiest:
         text += '\nThe load generator used at most %s of its core (against %s). ' % (
             _pct(gen_busiest[1]), labels[gen_busiest[0]])
@@ -139,6 +145,11 @@ def targets(results, micro):
         lines.append('- S4: geventws %.1f KiB per idle connection (at most 13 and below every '
                      'Python peer%s): %s' % (mine, ', best %.1f' % best if best else '',
                                              'met' if ok else 'MISSED'))
+    with_deflate = _value(results, 'S4', 'geventws-deflate')
+    if with_deflate is not None:
+        lines.append('- S4 with permessage-deflate negotiated (no target; the peers here run '
+                     'without compression): geventws %.1f KiB per idle connection'
+                     % with_deflate)
     if micro and micro['compiled']:
         rows = {row['name']: row['mb_per_s'][-1] for row in micro['rows']}
         copy = micro['rows'][0]['mb_per_s'][-1]

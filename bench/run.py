@@ -7,7 +7,7 @@ tables go to stdout and to bench/out/latest.md. Servers are stopped (their whole
 group) after each scenario, also on errors and Ctrl-C.
 
     python bench/run.py [--quick] [--servers geventws,picows] [--scenarios S1,S4,micro]
-    python bench/run.py --profile geventws      # py-spy profile of that server under S1
+    python bench/run.py --profile geventws [--scenarios S5]   # py-spy profile (default S1)
 """
 import argparse
 import contextlib
@@ -43,6 +43,8 @@ class Server:
     argv: list
     env: dict = field(default_factory=dict)
     missing: str = ''       # why it cannot run here, if it cannot
+    loadgen_args: list = field(default_factory=list)
+    scenarios: tuple = ()   # the only scenarios it runs in, when not all
 
 
 def _version(dist):
@@ -52,11 +54,12 @@ def _version(dist):
         return None
 
 
-def _python_server(name, dist, script, env=None, label=None):
+def _python_server(name, dist, script, env=None, label=None, **more):
     version = _version(dist)
     return Server(name, label or '%s %s' % (name, version),
                   [sys.executable, str(HERE / 'servers' / script)], env or {},
-                  '' if version else '%s is not installed (make bench installs it)' % dist)
+                  '' if version else '%s is not installed (make bench installs it)' % dist,
+                  **more)
 
 
 def _node_server():
@@ -78,6 +81,11 @@ def all_servers():
                        label='geventws %s compiled' % ours),
         _python_server('geventws-pure', 'geventws', 'geventws_server.py',
                        {'GEVENTWS_NO_EXTENSIONS': '1'}, 'geventws %s pure Python' % ours),
+        # Every browser offers permessage-deflate, and geventws accepts it by default: the
+        # memory and handshake cost of a browser's connection (the other rows offer nothing).
+        _python_server('geventws-deflate', 'geventws', 'geventws_server.py',
+                       label='geventws %s compiled, permessage-deflate offered' % ours,
+                       loadgen_args=['--deflate'], scenarios=('S4', 'S5')),
         _python_server('websockets', 'websockets', 'websockets_server.py'),
         _python_server('aiohttp', 'aiohttp', 'aiohttp_server.py'),
         _python_server('picows', 'picows', 'picows_server.py'),
@@ -101,9 +109,11 @@ SCENARIOS = [
     Scenario('S3', '4 connections echoing 1 MiB binary messages',
              ['--mode', 'echo', '--conns', '4', '--inflight', '1', '--size', str(1 << 20),
               '--binary']),
-    Scenario('S4', '5,000 idle connections (after the handshake and one echo each): '
+    # 128 bytes: above geventws' smallest compressed message (64), so with permessage-deflate
+    # both of its zlib streams exist, as they do on a browser's connection.
+    Scenario('S4', '{conns} idle connections (after the handshake and one 128-byte echo each): '
              'server RSS per connection',
-             ['--mode', 'idle', '--conns', '5000', '--settle', '1'],
+             ['--mode', 'idle', '--conns', '5000', '--size', '128', '--settle', '1'],
              ['--conns', '500', '--settle', '0.3']),
     Scenario('S5', '16 workers: connect, handshake, one echo, close handshake',
              ['--mode', 'churn', '--conns', '16', '--size', '32']),
@@ -120,7 +130,7 @@ def build_loadgen():
     cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
     if not cc:
         sys.exit('bench: no C compiler (cc) to build the load generator')
-    subprocess.run([cc, '-O2', '-Wall', '-o', str(LOADGEN), str(source)], check=True)
+    subprocess.run([cc, '-O2', '-Wall', '-o', str(LOADGEN), str(source), '-lz'], check=True)
 
 
 def _free_port():
@@ -133,6 +143,15 @@ def _raise_nofile():
     """In the server's child process: enough descriptors for S4's 5,000 connections."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _server_env(server):
+    """The caller's environment without its choice of geventws implementation (each row
+    makes its own: a run started with GEVENTWS_NO_EXTENSIONS=1 must not mislabel the compiled
+    row), plus the server's own variables."""
+    env = {k: v for k, v in os.environ.items() if k != 'GEVENTWS_NO_EXTENSIONS'}
+    env.update(server.env)
+    return env
 
 
 def _log_tail(path, lines=5):
@@ -148,7 +167,7 @@ def running(server, log_path):
     port = _free_port()
     with open(log_path, 'wb') as log:
         proc = subprocess.Popen(['taskset', '-c', SERVER_CORE] + server.argv + [str(port)],
-                                env=dict(os.environ, **server.env), stdout=log,
+                                env=_server_env(server), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, preexec_fn=_raise_nofile)
     try:
@@ -205,7 +224,8 @@ def scenario_args(scenario, options):
 def run_one(scenario, server, options):
     log_path = OUT / 'logs' / ('%s-%s.log' % (server.name, scenario.name))
     with running(server, log_path) as (pid, port):
-        args = scenario_args(scenario, options) + ['--port', str(port), '--server-pid', str(pid)]
+        args = scenario_args(scenario, options) + server.loadgen_args + [
+            '--port', str(port), '--server-pid', str(pid)]
         timeout = 180 if scenario.name == 'S4' else options.warmup + options.duration + 60
         return run_loadgen(args, timeout)
 
@@ -223,6 +243,8 @@ def _summary(scenario, result):
 def run_scenario(scenario, servers, options):
     by_server = {}
     for server in servers:
+        if server.scenarios and scenario.name not in server.scenarios:
+            continue
         if server.missing:
             by_server[server.name] = {'error': server.missing}
             continue
@@ -272,23 +294,24 @@ def _pick(items, wanted, kind):
 
 
 def profile(server_name, options):
-    """py-spy records the server through S1; the summary names the hottest functions."""
+    """py-spy records the server through one scenario (the first of --scenarios, S1 by
+    default); the summary names the hottest functions."""
     import pyspy_summary
     server = _pick(all_servers(), server_name, 'server')[0]
-    raw = OUT / ('profile-%s-S1.txt' % server.name)
-    scenario = SCENARIOS[0]
+    scenario = _pick(SCENARIOS, (options.scenarios or 'S1').split(',')[0], 'scenario')[0]
+    raw = OUT / ('profile-%s-%s.txt' % (server.name, scenario.name))
     with running(server, OUT / 'logs' / ('%s-profile.log' % server.name)) as (pid, port):
         spy = subprocess.Popen(['py-spy', 'record', '--format', 'raw', '--rate', '500',
                                 '--pid', str(pid), '--output', str(raw), '--nonblocking'],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             time.sleep(1)
-            result = run_loadgen(scenario_args(scenario, options) +
-                                 ['--port', str(port), '--server-pid', str(pid)], 120)
+            result = run_loadgen(scenario_args(scenario, options) + server.loadgen_args +
+                                 ['--port', str(port), '--server-pid', str(pid)], 240)
         finally:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
-    print('S1 under py-spy: %.0f round trips/s\n' % result['rate'])
+    print('%s under py-spy: %s\n' % (scenario.name, _summary(scenario, result)))
     print(pyspy_summary.summarize(raw))
 
 
@@ -332,8 +355,10 @@ def main():
         if scenario.name not in wanted:
             continue
         results[scenario.name] = run_scenario(scenario, servers, options)
-        sections.append(report.scenario_table(scenario.name, scenario.title,
-                                              results[scenario.name], labels))
+        args = scenario_args(scenario, options)
+        title = scenario.title.format(conns='{:,}'.format(int(args[args.index('--conns') + 1])))
+        sections.append(report.scenario_table(scenario.name, title, results[scenario.name],
+                                              labels))
         print(sections[-1], flush=True)
     if MICRO in wanted:
         micro = run_micro(options)
