@@ -21,8 +21,11 @@ $(NODE_STAMP): tests/node/package.json
 	cd tests/node && npm install --no-audit --no-fund --silent
 	touch $@
 
+# The chat demo (examples/chat): its page at http://HOST:PORT/, a WebSocket echo at ws://HOST:PORT/.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: build
-	$(BIN)/python examples/echo.py --host 127.0.0.1 --port 8000
+	$(BIN)/python examples/chat/app.py --host $(HOST) --port $(PORT)
 
 # The whole suite runs twice: once on the compiled hot path, once on the pure-Python twin.
 test: build $(NODE_STAMP)

@@ -1,0 +1,84 @@
+"""The demo ``make run`` starts (examples/chat): the chat page on GET /, a WebSocket echo on /,
+the room on /chat with join and leave notices; and examples/echo.py, still there."""
+import json
+import os
+import subprocess
+
+import pytest
+import websocket
+
+from conftest import free_port
+from test_deploy_apps.support import PYTHON, ROOT, programs, python_env  # noqa: F401
+from test_deploy_gunicorn import assert_echoes, http_get
+
+
+@pytest.fixture
+def chat_server(programs):  # noqa: F811
+    """The command of ``make run`` (with another port), started."""
+    port = free_port()
+    dry_run = subprocess.run(['make', '-n', 'run', 'PORT=%d' % port], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, check=True)
+    command = dry_run.stdout.strip().splitlines()[-1].split()
+    assert command[1:] == ['examples/chat/app.py', '--host', '127.0.0.1', '--port', str(port)]
+    server = programs([PYTHON, *command[1:]], port, cwd=ROOT, env=python_env())
+    server.wait_for_output('chat room at')
+    return server
+
+
+def join(port, name):
+    return websocket.create_connection('ws://127.0.0.1:%d/chat?name=%s' % (port, name),
+                                       timeout=10)
+
+
+def next_event(ws):
+    return json.loads(ws.recv())
+
+
+def test_banner_names_the_page_and_the_echo(chat_server):
+    port = chat_server.port
+    assert ('chat room at http://127.0.0.1:%d/ (its socket: ws://127.0.0.1:%d/chat); '
+            'WebSocket echo at ws://127.0.0.1:%d/' % (port, port, port)) in chat_server.output()
+
+
+def test_page_and_its_files(chat_server):
+    base = 'http://127.0.0.1:%d/' % chat_server.port
+    page = http_get(base)
+    assert '<title>geventws chat</title>' in page
+    assert '/static/chat.js' in page and '/static/chat.css' in page
+    assert "new WebSocket(scheme + location.host + '/chat" in http_get(base + 'static/chat.js')
+    assert '#log' in http_get(base + 'static/chat.css')
+
+
+def test_websocket_on_root_echoes_text_and_binary(chat_server):
+    ws = websocket.create_connection('ws://127.0.0.1:%d/' % chat_server.port, timeout=10)
+    assert_echoes(ws)
+    ws.close()
+
+
+def test_room_join_messages_and_leave(chat_server):
+    alice = join(chat_server.port, 'alice')
+    assert next_event(alice) == {'type': 'join', 'name': 'alice', 'online': ['alice']}
+    bob = join(chat_server.port, 'bob')
+    for ws in (alice, bob):
+        assert next_event(ws) == {'type': 'join', 'name': 'bob', 'online': ['alice', 'bob']}
+    bob.send('hi alice')
+    alice.send_binary(b'\x00 not for the room')
+    alice.send('hi bob')
+    for ws in (alice, bob):
+        assert next_event(ws) == {'type': 'message', 'name': 'bob', 'text': 'hi alice'}
+        assert next_event(ws) == {'type': 'message', 'name': 'alice', 'text': 'hi bob'}
+    bob.close(status=4000, reason=b'see you')
+    assert next_event(alice) == {'type': 'leave', 'name': 'bob', 'code': 4000,
+                                 'reason': 'see you', 'online': ['alice']}
+    assert 'bob left (4000 see you)' in chat_server.wait_for_output('bob left')
+    alice.close()
+
+
+def test_echo_example_still_runs(programs):  # noqa: F811
+    port = free_port()
+    server = programs([PYTHON, os.path.join('examples', 'echo.py'), '--port', str(port)],
+                      port, cwd=ROOT, env=python_env())
+    assert http_get('http://127.0.0.1:%d/' % server.port).startswith('geventws echo server')
+    ws = websocket.create_connection('ws://127.0.0.1:%d/' % port, timeout=10)
+    assert_echoes(ws)
+    ws.close()
