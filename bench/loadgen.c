@@ -11,7 +11,7 @@
  *   echo   CONNS connections, INFLIGHT messages of SIZE bytes in flight on each (a message
  *          is sent again as soon as one comes back): messages/s, latency percentiles.
  *   idle   open CONNS connections (handshake and one echo each), then report the server's
- *          RSS per connection from /proc/PID/status.
+ *          RSS per connection from /proc/PID/status, and keep them open --hold seconds.
  *   churn  CONNS workers, each in a loop: connect, handshake, one echo, close handshake.
  *
  * --deflate (idle and churn: one message per connection) offers permessage-deflate as browsers
@@ -79,8 +79,8 @@ static struct {
     enum mode mode;
     int port, conns, inflight, binary, server_pid, deflate;
     size_t size;
-    double warmup, duration, settle;
-} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0};
+    double warmup, duration, settle, hold;
+} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0, 0.0};
 
 static int ep;
 static struct sockaddr_in addr;
@@ -622,13 +622,15 @@ static void run_idle(struct conn *conns) {
            "\"verified\": %llu, \"compressed_echoes\": %llu}\n",
            opt.conns, before, after, (double)(after - before) / opt.conns, open_s,
            (unsigned long long)verified, (unsigned long long)compressed_echoes);
+    fflush(stdout);
+    wait_quiet(opt.hold);    /* --hold: a profiler in the server looks at them meanwhile */
     for (int i = 0; i < opt.conns; i++) close_conn(&conns[i], 0);
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: loadgen --port N --mode echo|idle|churn [--conns N] "
                     "[--inflight N] [--size BYTES] [--binary] [--warmup S] [--duration S] "
-                    "[--settle S] [--server-pid PID] [--deflate]\n");
+                    "[--settle S] [--hold S] [--server-pid PID] [--deflate]\n");
     exit(64);
 }
 
@@ -646,6 +648,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--warmup")) opt.warmup = atof(v);
         else if (!strcmp(a, "--duration")) opt.duration = atof(v);
         else if (!strcmp(a, "--settle")) opt.settle = atof(v);
+        else if (!strcmp(a, "--hold")) opt.hold = atof(v);
         else if (!strcmp(a, "--server-pid")) opt.server_pid = atoi(v);
         else if (!strcmp(a, "--mode"))
             opt.mode = !strcmp(v, "echo") ? MODE_ECHO : !strcmp(v, "idle") ? MODE_IDLE

@@ -31,10 +31,13 @@ def _ratio(value, base):
 
 
 def _cpu_columns(row):
-    return [_pct(row.get('gen_cpu')), _pct(row.get('server_cpu')), _pct(row.get('server_waited'))]
+    return [_pct(row.get(key)) for key in ('gen_cpu', 'gen_waited', 'server_cpu',
+                                           'server_waited')]
 
 
-CPU_HEADERS = ['loadgen CPU', 'server CPU', 'server preempted']
+#: "preempted": the share of the time it was runnable but another process had its core (the
+#: other helpers' tests on this shared machine), from /proc/PID/schedstat.
+CPU_HEADERS = ['loadgen CPU', 'loadgen preempted', 'server CPU', 'server preempted']
 
 #: scenario -> (value key, headers after the server name, cells of one row)
 LAYOUTS = {
@@ -99,9 +102,11 @@ def scenario_table(scenario, title, by_server, labels):
             text += ('Every server was busy at least %s of the time (on its core or waiting '
                      'for it), so the servers were the bottleneck.\n' % _pct(busy))
         else:
+            result = by_server[server]
             text += ('%s was busy only %s of the time: it waited for input, so the load '
-                     'generator or the round trips limited it.\n' % (labels[server],
-                                                                     _pct(busy)))
+                     'generator (%s CPU, preempted %s of the time) or the round trips '
+                     'limited it.\n' % (labels[server], _pct(busy), _pct(result['gen_cpu']),
+                                        _pct(result['gen_waited'])))
     return text
 
 

@@ -139,9 +139,13 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def _raise_nofile():
-    """In the server's child process: enough descriptors for S4's 5,000 connections."""
+def raise_nofile():
+    """In a server's process: the soft limit of descriptors up to the hard one, enough for
+    S4's 5,000 connections where the default soft limit is 1,024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 5100:
+        print('bench: the hard limit of open files is %d: S4 needs 5,100 (ulimit -Hn)' % hard,
+              file=sys.stderr)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -169,7 +173,7 @@ def running(server, log_path):
         proc = subprocess.Popen(['taskset', '-c', SERVER_CORE] + server.argv + [str(port)],
                                 env=_server_env(server), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_raise_nofile)
+                                start_new_session=True, preexec_fn=raise_nofile)
     try:
         _wait_listening(proc, port, log_path)
         yield proc.pid, port     # taskset execs the server: same pid
@@ -269,15 +273,21 @@ def run_micro(options):
 
 
 def machine_header(options, started):
-    model = next((line.split(':', 1)[1].strip()
-                  for line in subprocess.run(['lscpu'], capture_output=True, text=True)
-                  .stdout.splitlines() if line.startswith('Model name')), platform.processor())
+    lscpu = subprocess.run(['lscpu'], capture_output=True, text=True).stdout.splitlines()
+    model = next((line.split(':', 1)[1].strip() for line in lscpu
+                  if line.startswith('Model name')), platform.processor())
+    cc = os.environ.get('CC') or shutil.which('cc') or 'cc'
+    compiler = subprocess.run([cc, '--version'], capture_output=True,
+                              text=True).stdout.partition('\n')[0]
+    load = ', '.join('%.2f' % value for value in os.getloadavg())
     return ('## WebSocket echo benchmark\n\n'
             '- date: %s\n- CPU: %s, %d cores (servers on core %s, the load generator on '
-            'core %s)\n- Python %s, %s\n- %s: %.1f s warm-up and %.1f s measured per server '
-            'and scenario\n'
-            % (started, model, os.cpu_count(), SERVER_CORE, LOADGEN_CORE,
-               platform.python_version(), platform.platform(terse=True),
+            'core %s)\n- kernel: Linux %s\n- Python %s, gevent %s, greenlet %s, Cython %s; '
+            'load generator built with %s\n- load average at the start: %s\n'
+            '- %s: %.1f s warm-up and %.1f s measured per server and scenario\n'
+            % (started, model, os.cpu_count(), SERVER_CORE, LOADGEN_CORE, platform.release(),
+               platform.python_version(), _version('gevent'), _version('greenlet'),
+               _version('Cython'), compiler, load,
                'quick run' if options.quick else 'full run', options.warmup, options.duration))
 
 
@@ -300,8 +310,13 @@ def profile(server_name, options):
     server = _pick(all_servers(), server_name, 'server')[0]
     scenario = _pick(SCENARIOS, (options.scenarios or 'S1').split(',')[0], 'scenario')[0]
     raw = OUT / ('profile-%s-%s.txt' % (server.name, scenario.name))
+    # py-spy comes with the bench extra, next to this Python when the venv is not activated.
+    py_spy = shutil.which('py-spy', path=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
+    if not py_spy:
+        sys.exit('bench: py-spy is not installed (pip install py-spy)')
     with running(server, OUT / 'logs' / ('%s-profile.log' % server.name)) as (pid, port):
-        spy = subprocess.Popen(['py-spy', 'record', '--format', 'raw', '--rate', '500',
+        spy = subprocess.Popen([py_spy, 'record', '--format', 'raw', '--rate', '500',
                                 '--pid', str(pid), '--output', str(raw), '--nonblocking'],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

@@ -93,3 +93,11 @@ def test_loadgen_rejects_a_declined_offer(loadgen, serve):
     proc = _run_loadgen(loadgen, server.port, '--mode', 'churn', '--conns', '1', '--deflate')
     assert proc.returncode == 2, proc.stdout
     assert 'declined permessage-deflate' in proc.stderr
+
+
+def test_memory_breakdown_of_idle_connections(loadgen):
+    proc = subprocess.run([sys.executable, str(BENCH / 'memory.py'), '--conns', '50'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '50 idle connections' in proc.stdout
+    assert 'geventws/' in proc.stdout    # our own allocations are among those listed
