@@ -1,7 +1,7 @@
 """Markdown tables of one benchmark run, and the check of issue 3's targets against them.
 
 ``results[scenario][server]`` is the load generator's JSON object for that pair, or
-``{'error': message}``; ``micro`` is bench/micro.py's JSON object.
+``{'error': 'failed: ...' or 'not run: ...'}``; ``micro`` is bench/micro.py's JSON object.
 """
 BASELINE = 'gevent-websocket'
 #: A server busy (running, or runnable and waiting for its core) less than this share of the
@@ -74,7 +74,7 @@ def scenario_table(scenario, title, by_server, labels):
     for server, result in by_server.items():
         if 'error' in result:
             width = len(headers) + (len(CPU_HEADERS) if with_cpu else 0)
-            rows.append([labels[server], 'failed: ' + result['error']] + [''] * (width - 1))
+            rows.append([labels[server], result['error']] + [''] * (width - 1))
             continue
         row = [labels[server]] + cells(result, _ratio(result[key], base))
         if with_cpu:
