@@ -119,8 +119,9 @@ static double cpu_self(void) {
            ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
-/* The server's user + system CPU seconds (all its threads), or -1 without a pid. */
-static double cpu_server(void) {
+/* The server's user + system CPU seconds (all its threads), or -1 without a pid; its system
+ * (kernel) seconds alone in *SYS: syscalls, and on loopback the delivery of what it sends. */
+static double cpu_server(double *sys) {
     char path[64], buf[1024];
     if (!opt.server_pid) return -1;
     snprintf(path, sizeof path, "/proc/%d/stat", opt.server_pid);
@@ -134,6 +135,7 @@ static double cpu_server(void) {
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
                      &utime, &stime) != 2)
         return -1;
+    *sys = (double)stime / sysconf(_SC_CLK_TCK);
     return (double)(utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
@@ -553,7 +555,7 @@ static void percentiles(double *p50, double *p99) {
 static void run_load(struct conn *conns) {
     for (int i = 0; i < opt.conns; i++) open_conn(&conns[i]);
     double t0 = now(), t_start = t0 + opt.warmup, t_end = t_start + opt.duration;
-    double cpu0 = 0, srv0 = 0, wait0 = 0, srv_wait0 = 0;
+    double cpu0 = 0, srv0 = 0, sys0 = 0, sys1 = 0, wait0 = 0, srv_wait0 = 0;
     uint64_t bytes_factor = opt.size;
     while (!measuring || now() < t_end) {
         poll_once(2);
@@ -562,12 +564,12 @@ static void run_load(struct conn *conns) {
             t_start = now();
             t_end = t_start + opt.duration;
             cpu0 = cpu_self();
-            srv0 = cpu_server();
+            srv0 = cpu_server(&sys0);
             wait0 = runq_wait(0);
             srv_wait0 = opt.server_pid ? runq_wait(opt.server_pid) : 0;
         }
     }
-    double elapsed = now() - t_start, cpu = cpu_self() - cpu0, srv = cpu_server() - srv0;
+    double elapsed = now() - t_start, cpu = cpu_self() - cpu0, srv = cpu_server(&sys1) - srv0;
     double waited = runq_wait(0) - wait0;
     double srv_waited = opt.server_pid ? runq_wait(opt.server_pid) - srv_wait0 : -elapsed;
     stopping = 1;
@@ -576,12 +578,14 @@ static void run_load(struct conn *conns) {
     printf("{\"mode\": \"%s\", \"messages\": %llu, \"seconds\": %.3f, \"rate\": %.1f, "
            "\"mb_per_s\": %.2f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"verified\": %llu, "
            "\"connections_opened\": %llu, \"gen_cpu\": %.3f, \"gen_waited\": %.3f, "
-           "\"server_cpu\": %.3f, \"server_waited\": %.3f, \"compressed_echoes\": %llu}\n",
+           "\"server_cpu\": %.3f, \"server_sys\": %.3f, \"server_waited\": %.3f, "
+           "\"compressed_echoes\": %llu}\n",
            opt.mode == MODE_ECHO ? "echo" : "churn",
            (unsigned long long)measured_messages, elapsed, measured_messages / elapsed,
            measured_messages * (double)bytes_factor / elapsed / 1e6, p50, p99,
            (unsigned long long)verified, (unsigned long long)opened_total, cpu / elapsed,
-           waited / elapsed, srv0 < 0 ? -1.0 : srv / elapsed, srv_waited / elapsed,
+           waited / elapsed, srv0 < 0 ? -1.0 : srv / elapsed,
+           srv0 < 0 ? -1.0 : (sys1 - sys0) / elapsed, srv_waited / elapsed,
            (unsigned long long)compressed_echoes);
 }
 

@@ -7,6 +7,9 @@ BASELINE = 'gevent-websocket'
 #: A server busy (running, or runnable and waiting for its core) less than this share of the
 #: time was waiting for input: the load generator, or the round trips, limited it.
 SERVER_BUSY = 0.9
+#: Preempted (runnable while another process had the core) more than this share of the time:
+#: other work on the machine shaped that figure.
+NOISY = 0.05
 
 
 def _si(value):
@@ -32,12 +35,15 @@ def _ratio(value, base):
 
 def _cpu_columns(row):
     return [_pct(row.get(key)) for key in ('gen_cpu', 'gen_waited', 'server_cpu',
-                                           'server_waited')]
+                                           'server_sys', 'server_waited')]
 
 
 #: "preempted": the share of the time it was runnable but another process had its core (the
 #: other helpers' tests on this shared machine), from /proc/PID/schedstat.
-CPU_HEADERS = ['loadgen CPU', 'loadgen preempted', 'server CPU', 'server preempted']
+#: "server kernel": the part of its CPU spent in system calls (and, on loopback, delivering
+#: what it sends to the load generator's socket).
+CPU_HEADERS = ['loadgen CPU', 'loadgen preempted', 'server CPU', 'server kernel',
+               'server preempted']
 
 #: scenario -> (value key, headers after the server name, cells of one row)
 LAYOUTS = {
@@ -88,6 +94,12 @@ def scenario_table(scenario, title, by_server, labels):
     text = '### %s %s\n\n%s\n' % (scenario, title,
                                    _table(['server'] + headers +
                                           (CPU_HEADERS if with_cpu else []), rows))
+    noisy = [labels[server] for server, result in by_server.items()
+             if max(result.get('gen_waited', 0), result.get('server_waited', 0)) > NOISY]
+    if noisy:
+        text += ('\nOther processes held a core for more than %s of the run of %s (see the '
+                 'preempted columns): those figures are lower than on a quiet machine.\n'
+                 % (_pct(NOISY), ', '.join(noisy)))
     for server, result in by_server.items():
         if result.get('compressed_echoes'):
             text += ('\n%s: permessage-deflate was offered as browsers offer it '
