@@ -70,10 +70,9 @@ def make_server(app, host='127.0.0.1', port=8000, certfile=None, keyfile=None,
     from gevent.pool import Pool
     from gevent.pywsgi import WSGIServer
 
-    from .handler import WebSocketHandler
-    from .shutdown import OpenWebSockets
+    from .shutdown import OpenWebSockets, StoppableHandler
 
-    handler = WebSocketHandler.configure(registry=OpenWebSockets(),
+    handler = StoppableHandler.configure(registry=OpenWebSockets(), waiting=set(),
                                          forwarded_allow_ips=forwarded_allow_ips)
     server_kw.setdefault('spawn', Pool())   # so that stopping can wait for the connections
     if certfile:
@@ -109,6 +108,7 @@ def serve_until_stopped(server, graceful_timeout=GRACEFUL_TIMEOUT):
         server.start()
         stop_requested.wait()
         server.close()   # no new connections; those being served go on
+        server.handler_class.stop_waiting()
         running = len(server.pool)
         if running:
             print('stopping: waiting up to %gs for %d connection(s); signal again to stop now'

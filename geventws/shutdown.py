@@ -11,9 +11,11 @@ the server calls ``close_all()`` when it is told to stop (the gunicorn worker on
 """
 import weakref
 
+import gevent
 from gevent.pool import Group
 
 from .errors import WebSocketError
+from .handler import WebSocketHandler
 
 GOING_AWAY = 1001
 
@@ -49,3 +51,29 @@ def _close(ws, reason):
         ws.close(GOING_AWAY, reason)
     except WebSocketError:
         pass   # it broke meanwhile: nothing left to close politely
+
+
+class StoppableHandler(WebSocketHandler):
+    """A keep-alive connection between two requests has nothing to finish: a stopping
+    server ends it at once (``stop_waiting()``) rather than let it hold up the graceful
+    timeout, as browsers keep such connections open. (gunicorn's worker has its
+    ``keepalive`` limit for this.)"""
+
+    #: The greenlets reading a request line: ``configure(waiting=set())``.
+    waiting = None
+    stopping = False
+
+    def read_requestline(self):
+        if self.stopping:
+            return ''   # pywsgi closes the connection
+        current = gevent.getcurrent()
+        self.waiting.add(current)
+        try:
+            return super().read_requestline()
+        finally:
+            self.waiting.discard(current)
+
+    @classmethod
+    def stop_waiting(cls):
+        cls.stopping = True
+        gevent.killall(list(cls.waiting), block=False)

@@ -62,10 +62,11 @@ def test_room_join_messages_and_leave(chat_server):
     for ws in (alice, bob):
         assert next_event(ws) == {'type': 'join', 'name': 'bob', 'online': ['alice', 'bob']}
     bob.send('hi alice')
+    for ws in (alice, bob):
+        assert next_event(ws) == {'type': 'message', 'name': 'bob', 'text': 'hi alice'}
     alice.send_binary(b'\x00 not for the room')
     alice.send('hi bob')
     for ws in (alice, bob):
-        assert next_event(ws) == {'type': 'message', 'name': 'bob', 'text': 'hi alice'}
         assert next_event(ws) == {'type': 'message', 'name': 'alice', 'text': 'hi bob'}
     bob.close(status=4000, reason=b'see you')
     assert next_event(alice) == {'type': 'leave', 'name': 'bob', 'code': 4000,

@@ -2,6 +2,7 @@
 graceful SIGTERM with 1001; X-Forwarded-* believed from the proxies named and nobody else."""
 import json
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -123,3 +124,17 @@ def test_forwarded_headers_rewrite_environ(peer, headers, scheme, remote):
     environ['wsgi.url_scheme'] = 'http'
     TrustedProxies('10.0.0.0/8').apply(environ, peer)
     assert (environ['wsgi.url_scheme'], environ['REMOTE_ADDR']) == (scheme, remote)
+
+
+def test_idle_keep_alive_connections_do_not_hold_up_the_stop(geventws_serve):
+    server = geventws_serve('flask_app:app', '--graceful-timeout', '600')
+    with socket.create_connection(('127.0.0.1', server.port), timeout=30) as idle:
+        idle.sendall(b'GET / HTTP/1.1\r\nHost: test\r\n\r\n')
+        response = b''
+        while not response.endswith(b'hello from flask'):
+            response += idle.recv(65536)
+        ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+        server.send(signal.SIGTERM)
+        assert read_until_close(ws) == ([], (1001, 'server shutting down'))
+        assert idle.recv(1) == b''   # ended at once, not after the 600 s
+        assert server.wait() == 0
