@@ -3,7 +3,8 @@
 Each server runs alone on core 0 (``taskset -c 0``), started fresh for each scenario on a free
 127.0.0.1 port; one C load generator (bench/loadgen.c, compiled here with the system cc) drives
 it from core 1. Every figure is compared with gevent-websocket measured in the same run. The
-tables go to stdout and to bench/out/latest.md. Servers are stopped (their whole process
+tables go to stdout and to bench/out/latest.md (--output), the figures to latest.json next to
+it. Servers are stopped (their whole process
 group) after each scenario, also on errors and Ctrl-C.
 
     python bench/run.py [--quick] [--servers geventws,picows] [--scenarios S1,S4,micro]
@@ -122,7 +123,9 @@ MICRO = 'micro'
 
 
 def build_loadgen():
-    """Compile the load generator when its source is newer than the binary."""
+    """Compile the load generator (zlib for --deflate) when its source is newer than the
+    binary; built aside and renamed, so a run or test using the old one at the same time is
+    not disturbed."""
     source = HERE / 'loadgen.c'
     OUT.mkdir(exist_ok=True)
     if LOADGEN.exists() and LOADGEN.stat().st_mtime >= source.stat().st_mtime:
@@ -130,7 +133,9 @@ def build_loadgen():
     cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
     if not cc:
         sys.exit('bench: no C compiler (cc) to build the load generator')
-    subprocess.run([cc, '-O2', '-Wall', '-o', str(LOADGEN), str(source), '-lz'], check=True)
+    building = LOADGEN.with_name('loadgen.%d' % os.getpid())
+    subprocess.run([cc, '-O2', '-Wall', '-o', str(building), str(source), '-lz'], check=True)
+    os.replace(building, LOADGEN)
 
 
 def _free_port():
@@ -338,6 +343,8 @@ def main():
     parser.add_argument('--scenarios', help='comma-separated: S1,S2,S3,S4,S5,' + MICRO)
     parser.add_argument('--warmup', type=float, help='seconds before measuring (default 1)')
     parser.add_argument('--duration', type=float, help='seconds measured (default 4)')
+    parser.add_argument('--output', type=Path, default=OUT / 'latest.md',
+                        help='the tables in markdown (default bench/out/latest.md)')
     parser.add_argument('--profile', metavar='SERVER',
                         help='profile SERVER with py-spy under S1 instead of benchmarking')
     options = parser.parse_args()
@@ -383,9 +390,9 @@ def main():
     tail += '\nThe whole run took %.0f s.\n' % (time.monotonic() - t0)
     sections.append(tail)
     print(tail)
-    (OUT / 'latest.md').write_text('\n'.join(sections))
-    (OUT / 'latest.json').write_text(json.dumps({'results': results, 'micro': micro},
-                                                indent=1))
+    options.output.write_text('\n'.join(sections))
+    options.output.with_suffix('.json').write_text(
+        json.dumps({'results': results, 'micro': micro}, indent=1))
     failed = [name for by_server in results.values() for name, r in by_server.items()
               if r.get('error', '').startswith('failed')]
     return 1 if failed else 0

@@ -24,12 +24,13 @@ def loadgen():
     return str(run.LOADGEN)
 
 
-def test_quick_run_of_every_scenario(loadgen):
+def test_quick_run_of_every_scenario(loadgen, tmp_path):
     # The row of the implementation this test run is about.
     server = 'geventws-pure' if os.environ.get('GEVENTWS_NO_EXTENSIONS') else 'geventws'
     proc = subprocess.run(
         [sys.executable, str(BENCH / 'run.py'), '--quick', '--servers', server,
-         '--scenarios', 'S1,S2,S3,S4,S5,micro', '--warmup', '0.1', '--duration', '0.2'],
+         '--scenarios', 'S1,S2,S3,S4,S5,micro', '--warmup', '0.1', '--duration', '0.2',
+         '--output', str(tmp_path / 'smoke.md')],
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -39,12 +40,15 @@ def test_quick_run_of_every_scenario(loadgen):
     assert 'failed' not in out
     assert ('pure Python' if server == 'geventws-pure' else 'compiled |') in out
     assert 'The load generator used at most' in out
+    assert (tmp_path / 'smoke.md').read_text() in out
+    assert '"verified"' in (tmp_path / 'smoke.json').read_text()
 
 
-def test_browser_like_offer_negotiates_and_compresses(loadgen):
+def test_browser_like_offer_negotiates_and_compresses(loadgen, tmp_path):
     proc = subprocess.run(
         [sys.executable, str(BENCH / 'run.py'), '--quick', '--servers', 'geventws-deflate',
-         '--scenarios', 'S4,S5', '--warmup', '0.1', '--duration', '0.2'],
+         '--scenarios', 'S4,S5', '--warmup', '0.1', '--duration', '0.2',
+         '--output', str(tmp_path / 'smoke.md')],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'failed' not in proc.stdout
