@@ -24,10 +24,10 @@ from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEven
                      Pong)
 from .frames import CLOSE_ABNORMAL
 from .limits import CLOSE_TIMEOUT, READ_SIZE
+from .sockio import raw_socket, recv_into, send_all, send_some
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
-
 
 
 def _off_the_hub(func, *args):
@@ -89,6 +89,9 @@ class WebSocket:
         self._onopen = self._onmessage = self._onerror = self._onclose = None
         self._used = False
         self._sock = None
+        self._raw = None             # the OS-level socket under a plain gevent socket
+        self._drained = False        # the last read emptied the socket
+        self._corked = None          # frames held back while more input waits (_write)
         self._conn = None
         self._queue = deque()
         self._send_lock = Semaphore()
@@ -109,6 +112,7 @@ class WebSocket:
         """Start the open connection on ``sock`` with protocol object ``conn``; ``buffered``
         is what arrived with the handshake (early frames of a pipelining peer)."""
         self._sock = sock
+        self._raw = raw_socket(sock)
         self._conn = conn
         self.protocol = protocol
         self.extensions = extensions
@@ -294,9 +298,10 @@ class WebSocket:
         connection)."""
         buffer = _read_buffer()
         try:
-            size = self._sock.recv_into(buffer)
+            size = recv_into(self._sock, self._raw, buffer, self._drained)
         except OSError:
             size = None   # a reset
+        self._drained = size is not None and size < len(buffer)
         if not size:
             # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
             # close frame, so there its FIN is the peer's clean close (geventws.legacy).
@@ -361,19 +366,65 @@ class WebSocket:
     # -- writing ----------------------------------------------------------------------------
 
     def _write(self, buffers):
-        """Write frames (the caller holds the send lock); a dead socket ends the connection."""
+        """Write frames, a fresh list that is consumed (the caller holds the send lock); a
+        dead socket ends the connection.
+
+        Corking: while received messages still wait in the queue, their answers are held
+        back and go out with the answer to the last one in one syscall (a pipelined batch
+        of 100 echoes is one ``sendmsg``). A frame written with nothing waiting goes out at
+        once, with whatever was held before it; held frames never wait longer than this
+        greenlet runs (``_flush_soon``)."""
+        corked = self._corked
+        if corked is not None:
+            corked.extend(buffers)
+            buffers = corked
+        queue = self._queue
+        if queue and (len(queue) > 1 or type(queue[0]) is not OpenEvent):   # input waits
+            if corked is None:
+                self._corked = buffers
+                gevent.get_hub().loop.run_callback(self._flush_soon)
+            return
+        self._corked = None
+        self._send(buffers)
+
+    def _send(self, buffers):
+        """Write all of ``buffers`` (a list, consumed) now."""
         try:
-            for buf in buffers:
-                self._sock.sendall(buf)
+            send_all(self._sock, self._raw, buffers)
         except OSError as exc:
             self._terminate(CLOSE_ABNORMAL, str(exc), False)
             raise ConnectionClosed(CLOSE_ABNORMAL, str(exc)) from None
 
     def _write_quietly(self, data):
         try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            self._terminate(CLOSE_ABNORMAL, str(exc), False)
+            self._write([data])
+        except ConnectionClosed:
+            pass
+
+    def _flush_soon(self):
+        """Run by the hub once the greenlet that corked frames yields: write them without
+        blocking, or leave the rest to a greenlet that may wait for the socket."""
+        corked = self._corked
+        if corked is None:
+            return
+        if self._raw is not None and not self._send_lock.locked():
+            try:
+                if send_some(self._raw, corked):
+                    self._corked = None
+                    return
+            except OSError as exc:
+                self._terminate(CLOSE_ABNORMAL, str(exc), False)
+                return
+        gevent.spawn(self._flush)
+
+    def _flush(self):
+        with self._send_lock:
+            corked, self._corked = self._corked, None
+            if corked:
+                try:
+                    self._send(corked)
+                except ConnectionClosed:
+                    pass
 
     # -- ending -----------------------------------------------------------------------------
 
@@ -382,6 +433,7 @@ class WebSocket:
         if self._done.is_set():
             return
         self.ready_state = CLOSED
+        self._corked = None
         self.close_code = code
         self.close_reason = reason
         if self._sock is not None:   # None: a client that could not connect

@@ -1,0 +1,69 @@
+"""Reads and writes of the WebSocket hot path with the fewest syscalls and Python calls.
+
+gevent's socket methods are written for every kind of socket: ``sendall`` asks the kernel for
+the send buffer size (a ``getsockopt``) and loops over chunks even for 40 bytes, and
+``recv_into`` tries the read first, which after a short read is an EAGAIN syscall and an
+exception before it waits. For a plain gevent TCP socket with no timeout, these helpers call
+the OS-level socket under it directly, write a list of frames with one ``sendmsg``, and after
+a read that did not fill the buffer wait for readability before reading again. Anything else
+(TLS, a socket with a timeout) goes through gevent's own methods.
+"""
+import gevent.socket
+
+#: Buffers given to one ``sendmsg`` (Linux refuses more than 1024).
+IOV_MAX = 1024
+
+
+def raw_socket(sock):
+    """The non-blocking OS-level socket under ``sock`` when it is a plain gevent socket
+    (whose methods only add the waiting), else None."""
+    if type(sock) is gevent.socket.socket:
+        return sock._sock
+    return None
+
+
+def recv_into(sock, raw, buffer, wait_first):
+    """Read into ``buffer``; ``wait_first``: the last read emptied the socket, so wait
+    for readability before the syscall rather than after an EAGAIN."""
+    if raw is None or sock.timeout is not None:
+        return sock.recv_into(buffer)
+    if wait_first:
+        sock._wait(sock._read_event)
+    while True:
+        try:
+            return raw.recv_into(buffer)
+        except BlockingIOError:
+            pass
+        sock._wait(sock._read_event)
+
+
+def send_some(raw, buffers):
+    """Write what the kernel takes now of ``buffers`` (a list, consumed in place) without
+    blocking; True when all of it went."""
+    while buffers:
+        try:
+            sent = raw.sendmsg(buffers[:IOV_MAX]) if len(buffers) > 1 else raw.send(buffers[0])
+        except BlockingIOError:
+            return False
+        _consume(buffers, sent)
+    return True
+
+
+def _consume(buffers, sent):
+    """Drop ``sent`` bytes from the front of ``buffers``."""
+    done = 0
+    while done < len(buffers) and sent >= len(buffers[done]):
+        sent -= len(buffers[done])
+        done += 1
+    del buffers[:done]
+    if sent:
+        buffers[0] = memoryview(buffers[0])[sent:]
+
+
+def send_all(sock, raw, buffers):
+    """Write all of ``buffers`` (a list, consumed): the direct syscall while the kernel
+    takes it, gevent's waiting only when it would block."""
+    if raw is not None and send_some(raw, buffers):
+        return
+    for buf in buffers:
+        sock.sendall(buf)
