@@ -18,13 +18,17 @@ except ImportError:  # not built: the table says so instead of failing
 
 SIZES = [125, 4096, 65536, 1 << 20]
 KEY = b'\x37\xfa\x21\x3d'
-#: Mostly ASCII with 2-, 3- and 4-byte characters, as chat text in many languages is.
-SAMPLE_TEXT = 'WebSocket Grüße, привет, 你好, 🎉 the quick brown fox. '
+#: Text messages: mostly ASCII with 2-, 3- and 4-byte characters, as chat text in many
+#: languages is; and ASCII JSON, where CPython's decoder has its fast path.
+SAMPLE_TEXTS = {
+    'multilingual': 'WebSocket Grüße, привет, 你好, 🎉 the quick brown fox. ',
+    'ASCII JSON': '{"user": "alice", "text": "the quick brown fox", "seq": 42} ',
+}
 
 
-def text_of_size(n):
+def text_of_size(n, sample):
     """Exactly ``n`` bytes of valid UTF-8 (the sample repeated, cut at a character boundary)."""
-    raw = (SAMPLE_TEXT * (n // len(SAMPLE_TEXT.encode()) + 2)).encode()[:n]
+    raw = (sample * (n // len(sample.encode()) + 2)).encode()[:n]
     cut = raw.decode('utf-8', 'ignore').encode()
     return cut + b' ' * (n - len(cut))
 
@@ -63,29 +67,25 @@ def reader_feed(reader_class, frame, expected):
 
 
 def cases(size):
-    """(name, callable) for every row; the callables work on ``size`` bytes. The binary and
-    text frame rows differ only by UTF-8 validation: their gap is its cost in each reader."""
+    """(name, callable) for every row; the callables work on ``size`` bytes. A reader's binary
+    and text frame rows differ only by UTF-8 validation and decoding: their gap is its cost."""
     data = os.urandom(size)
-    text = text_of_size(size)
-    binary_frame = masked_frame(frames.OP_BINARY, data)
-    text_frame = masked_frame(frames.OP_TEXT, text)
-    decoded = text.decode()
     source = bytearray(data)
+    texts = {kind: text_of_size(size, sample) for kind, sample in SAMPLE_TEXTS.items()}
+    readers = [('compiled', _speedups.MessageReader)] if _speedups is not None else []
+    readers.append(('pure-Python', reader.MessageReader))
     yield 'bytes copy (the limit)', lambda: bytes(source)
     if _speedups is not None:
         yield 'mask, compiled (geventws._speedups.mask)', lambda: _speedups.mask(data, KEY)
     yield 'mask, pure Python (geventws.frames.mask)', lambda: frames.mask(data, KEY)
-    yield "UTF-8: bytes.decode('utf-8')", lambda: text.decode('utf-8')
-    if _speedups is not None:
-        yield ('binary frame: unmask, compiled reader',
-               reader_feed(_speedups.MessageReader, binary_frame, data))
-    yield ('binary frame: unmask, pure-Python reader',
-           reader_feed(reader.MessageReader, binary_frame, data))
-    if _speedups is not None:
-        yield ('text frame: unmask + UTF-8, compiled reader',
-               reader_feed(_speedups.MessageReader, text_frame, decoded))
-    yield ('text frame: unmask + UTF-8, pure-Python reader',
-           reader_feed(reader.MessageReader, text_frame, decoded))
+    for kind, text in texts.items():
+        yield "UTF-8 decode, %s: bytes.decode('utf-8')" % kind, text.decode
+    for name, reader_class in readers:
+        yield ('binary frame: unmask, %s reader' % name,
+               reader_feed(reader_class, masked_frame(frames.OP_BINARY, data), data))
+        for kind, text in texts.items():
+            yield ('text frame, %s: unmask + UTF-8, %s reader' % (kind, name),
+                   reader_feed(reader_class, masked_frame(frames.OP_TEXT, text), text.decode()))
 
 
 def measure(min_time):
