@@ -2,6 +2,7 @@
 Flask and Bottle apps of test_deploy_apps: WebSocket and plain HTTP on one port, gunicorn's
 settings, graceful shutdown with 1001 and SIGHUP reloads."""
 import json
+import os
 import signal
 import socket
 import ssl
@@ -12,8 +13,8 @@ import pytest
 import websocket
 
 from conftest import free_port
-from test_deploy_apps.support import (HERE, PYTHON, programs, python_env,  # noqa: F401
-                                      read_until_close, tls_files, ws_connect)
+from test_deploy_apps.support import (HERE, PYTHON, ROOT, programs,  # noqa: F401
+                                      python_env, read_until_close, tls_files, ws_connect)
 
 WORKER = 'geventws.gunicorn.GeventWebSocketWorker'
 APPS = ['flask_app:app', 'bottle_app:app']
@@ -195,3 +196,21 @@ def test_plain_gevent_worker_does_not_upgrade(gunicorn):
         ws_connect('ws://127.0.0.1:%d/echo' % server.port)
     assert failure.value.status_code == 500
     assert 'no WebSocket support' in server.wait_for_output('GeventWebSocketWorker')
+
+
+def test_example_config_with_the_chat_example(programs):  # noqa: F811
+    port = free_port()
+    server = programs([PYTHON, '-m', 'gunicorn', '-c', os.path.join(ROOT, 'examples',
+                                                                    'gunicorn.conf.py'),
+                       '-w', '1', '-b', '127.0.0.1:%d' % port, '--no-control-socket',
+                       '--chdir', os.path.join(ROOT, 'examples', 'chat'), 'app:app'],
+                      port, env=python_env())
+    assert 'Using worker: %s' % WORKER in server.wait_for_output('Using worker')
+    assert '<title>geventws chat</title>' in http_get('http://127.0.0.1:%d/' % port)
+    ws = ws_connect('ws://127.0.0.1:%d/' % port)
+    assert_echoes(ws)
+    ws.close()
+    alice = ws_connect('ws://127.0.0.1:%d/chat?name=alice' % port)
+    assert json.loads(alice.recv())['online'] == ['alice']
+    alice.close()
+    server.wait_for_output('"GET /chat?name=alice HTTP/1.1" 101 ')
