@@ -4,10 +4,11 @@ Each server runs alone on core 0 (``taskset -c 0``), started fresh for each scen
 127.0.0.1 port; one C load generator (bench/loadgen.c, compiled here with the system cc) drives
 it from core 1. Every figure is compared with gevent-websocket measured in the same run. The
 tables go to stdout and to bench/out/latest.md (--output), the figures to latest.json next to
-it. Servers are stopped (their whole process
-group) after each scenario, also on errors and Ctrl-C.
+it. Servers are stopped (their whole process group) after each scenario, also on errors and
+Ctrl-C.
 
-    python bench/run.py [--quick] [--servers geventws,picows] [--scenarios S1,S4,micro] [--repeat 3]
+    python bench/run.py [--quick] [--servers geventws,picows] [--scenarios S1,S4,micro]
+                        [--repeat 3] [--warmup 1] [--duration 3]
     python bench/run.py --profile geventws [--scenarios S5]   # py-spy profile (default S1)
 """
 import argparse
