@@ -42,6 +42,13 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
             return super().read_requestline()
         return ''   # idle for longer than keepalive
 
+    def log_request(self):
+        if self.headers is None:
+            # An upgraded connection let its parsed headers go (memory): gunicorn's access
+            # log takes what it shows from the environ, but for %({name}i) atoms.
+            self.headers = {}
+        super().log_request()
+
     def read_request(self, raw_requestline):
         valid = super().read_request(raw_requestline)
         if self.keepalive is not None and self.keepalive <= 0:

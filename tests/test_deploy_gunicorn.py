@@ -18,6 +18,7 @@ from test_deploy_apps.support import (HERE, PYTHON, ROOT, programs,  # noqa: F40
 
 WORKER = 'geventws.gunicorn.GeventWebSocketWorker'
 APPS = ['flask_app:app', 'bottle_app:app']
+QUICK_STOP = signal.SIGQUIT   # what the tests that are not about stopping stop gunicorn with
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def gunicorn(programs):  # noqa: F811
         argv = [PYTHON, '-m', 'gunicorn', '-k', worker, '-w', '2', '-b', '127.0.0.1:%d' % port,
                 '--no-control-socket', '--graceful-timeout', '5', '--chdir', HERE,
                 '--access-logfile', '-', *options, app]
-        return programs(argv, port, env=python_env())
+        return programs(argv, port, env=python_env(), stop_signal=QUICK_STOP)
     return start
 
 
@@ -204,7 +205,7 @@ def test_example_config_with_the_chat_example(programs):  # noqa: F811
                                                                     'gunicorn.conf.py'),
                        '-w', '1', '-b', '127.0.0.1:%d' % port, '--no-control-socket',
                        '--chdir', os.path.join(ROOT, 'examples', 'chat'), 'app:app'],
-                      port, env=python_env())
+                      port, env=python_env(), stop_signal=QUICK_STOP)
     assert 'Using worker: %s' % WORKER in server.wait_for_output('Using worker')
     assert '<title>geventws chat</title>' in http_get('http://127.0.0.1:%d/' % port)
     ws = ws_connect('ws://127.0.0.1:%d/' % port)

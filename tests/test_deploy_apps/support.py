@@ -19,8 +19,9 @@ START_TIMEOUT = 20
 class Program:
     """One started program; its stdout and stderr go to ``log_path``."""
 
-    def __init__(self, argv, port, log_path, cwd=None, env=None):
+    def __init__(self, argv, port, log_path, cwd=None, env=None, stop_signal=signal.SIGTERM):
         self.argv, self.port, self.log_path = argv, port, log_path
+        self.stop_signal = stop_signal
         with open(log_path, 'wb') as log:
             self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log,
                                          stderr=subprocess.STDOUT)
@@ -60,9 +61,9 @@ class Program:
     def wait(self, timeout=30):
         return self.proc.wait(timeout)
 
-    def stop(self, signum=signal.SIGTERM):
+    def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signum)
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -72,13 +73,13 @@ class Program:
 
 @pytest.fixture
 def programs(tmp_path):
-    """``programs(argv, port, cwd=None, env=None, wait=True) -> Program``; all are stopped
-    at the end of the test."""
+    """``programs(argv, port, cwd=None, env=None, wait=True, stop_signal=SIGTERM) ->
+    Program``; all are stopped at the end of the test."""
     started = []
 
-    def start(argv, port, cwd=None, env=None, wait=True):
+    def start(argv, port, cwd=None, env=None, wait=True, stop_signal=signal.SIGTERM):
         program = Program(argv, port, str(tmp_path / ('program%d.log' % len(started))),
-                          cwd=cwd, env=env)
+                          cwd=cwd, env=env, stop_signal=stop_signal)
         started.append(program)
         return program.wait_for_port() if wait else program
 
