@@ -33,9 +33,19 @@ def _ratio(value, base):
     return '%.2f' % (value / base)
 
 
+def _cpu_per_message(row):
+    """The server's CPU microseconds per message (per cycle in S5): what preemption by other
+    processes changes least, unlike the rate."""
+    if row.get('server_cpu', -1) < 0 or not row.get('rate'):
+        return None
+    return row['server_cpu'] / row['rate'] * 1e6
+
+
 def _cpu_columns(row):
+    per_message = _cpu_per_message(row)
     return [_pct(row.get(key)) for key in ('gen_cpu', 'gen_waited', 'server_cpu',
-                                           'server_sys', 'server_waited')]
+                                           'server_sys', 'server_waited')] + [
+        '–' if per_message is None else '%.3g' % per_message]
 
 
 #: "preempted": the share of the time it was runnable but another process had its core (the
@@ -43,7 +53,7 @@ def _cpu_columns(row):
 #: "server kernel": the part of its CPU spent in system calls (and, on loopback, delivering
 #: what it sends to the load generator's socket).
 CPU_HEADERS = ['loadgen CPU', 'loadgen preempted', 'server CPU', 'server kernel',
-               'server preempted']
+               'server preempted', 'server CPU µs per message']
 
 #: scenario -> (value key, headers after the server name, cells of one row)
 LAYOUTS = {
@@ -151,8 +161,11 @@ def targets(results, micro):
         mine, theirs = _value(results, scenario, ours), _value(results, scenario, 'picows')
         if mine is None or theirs is None:
             continue
-        lines.append('- %s: geventws / picows = %.2f: %s' % (
-            scenario, mine / theirs, 'met' if mine > theirs else 'MISSED (must be > 1)'))
+        costs = [_cpu_per_message(results[scenario][name]) for name in (ours, 'picows')]
+        lines.append('- %s: geventws / picows = %.2f: %s%s' % (
+            scenario, mine / theirs, 'met' if mine > theirs else 'MISSED (must be > 1)',
+            '' if None in costs else
+            ' (server CPU per message: geventws %.3g µs, picows %.3g µs)' % tuple(costs)))
     mine = _value(results, 'S4', ours)
     if mine is not None:
         python_peers = [s for s in ('gevent-websocket', 'websockets', 'aiohttp', 'picows')
