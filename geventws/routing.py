@@ -8,10 +8,12 @@
             ws.send(message)
 
 Each WebSocket route is registered with the framework's own router, so plain HTTP routes,
-URL variables, blueprints, hooks and error pages work as before, and a path may have both a
-page and a WebSocket. With Flask, the rule is declared ``websocket=True``: Werkzeug 2+ matches
-an upgrade request only against such rules (and answers 400 to a plain GET on them). The view
-runs for the connection's whole life inside the request context.
+URL variables, blueprints, hooks and error pages work as before. With Flask, the rule is
+declared ``websocket=True``: Werkzeug 2+ matches an upgrade request only against such rules
+(and answers 400 to a plain GET on them), so a path may have both a page and a WebSocket; with
+Bottle, a second GET route on a path replaces the first. The view runs for the connection's
+whole life inside the request context. What it returns is the answer when it never used the
+socket (a 403, say: nothing is upgraded) and is ignored once the connection was upgraded.
 """
 from .handshake import is_websocket_upgrade
 
@@ -50,8 +52,7 @@ class Sockets:
         from flask import request
 
         def flask_view(**kwargs):
-            view(_websocket(request.environ), **kwargs)
-            return ''   # not sent: the connection was upgraded
+            return view(_websocket(request.environ), **kwargs) or ''
         endpoint = options.pop('endpoint', None) or view.__name__
         self.app.add_url_rule(rule, endpoint, flask_view, websocket=True, **options)
 
@@ -62,8 +63,7 @@ class Sockets:
             environ = bottle.request.environ
             if not is_websocket_upgrade(environ):
                 raise bottle.HTTPError(400, 'This URL serves WebSocket connections only.')
-            view(_websocket(environ), **kwargs)
-            return ''
+            return view(_websocket(environ), **kwargs) or ''
         self.app.route(rule, 'GET', bottle_view, **options)
 
 

@@ -32,6 +32,10 @@ def flask_page_and_socket():
     def greet(ws):
         ws.send('the socket')
 
+    @sockets.route('/private')
+    def private(ws):
+        return 'members only', 403   # refused: the socket was never used
+
     blueprint = flask.Blueprint('rooms', __name__)
     room_sockets = Sockets(blueprint)
 
@@ -69,6 +73,9 @@ def test_flask_page_and_websocket_on_one_path_and_blueprints(serve):
     assert ws.recv() == 'the socket'
     ws = websocket.create_connection('ws://127.0.0.1:%d/rooms/41' % server.port, timeout=10)
     assert ws.recv() == 'room 42'
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection('ws://127.0.0.1:%d/private' % server.port, timeout=10)
+    assert refused.value.status_code == 403
 
 
 def test_flask_plain_route_declared_websocket(serve):
