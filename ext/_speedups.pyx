@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The compiled hot path: the twin of ``geventws/reader.py`` and of ``frames.mask``.
+"""The compiled hot path: the twin of ``geventws/reader.py`` and of ``frames.mask`` and
+``frames.frame``.
 
 ``MessageReader.feed(data)`` returns exactly what the pure-Python reader returns for the same
 byte stream split at the same points (``tests/test_twins.py`` checks that with Hypothesis):
@@ -31,6 +32,7 @@ from libc.string cimport memcpy
 
 from geventws.errors import ProtocolError
 from geventws.events import MessageEvent
+from geventws.limits import JOIN_LIMIT
 from geventws.reader import _utf8_error, header_error
 
 cdef extern from "Python.h":
@@ -230,6 +232,66 @@ def mask(data, key):
             PyBuffer_Release(&view)
     finally:
         PyBuffer_Release(&key_view)
+
+
+cdef Py_ssize_t _join_limit = JOIN_LIMIT
+
+
+cdef Py_ssize_t _write_header(unsigned char *h, int opcode, Py_ssize_t n, bint fin, bint rsv1,
+                              bint masked) noexcept:
+    """RFC 6455 5.2: the header of a frame of ``n`` payload bytes into ``h`` (14 bytes of
+    room, key excluded); returns its size."""
+    cdef int i
+    h[0] = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    cdef unsigned char mask_bit = 0x80 if masked else 0
+    if n < 126:
+        h[1] = mask_bit | n
+        return 2
+    if n < 65536:
+        h[1] = mask_bit | 126
+        h[2] = n >> 8
+        h[3] = n & 0xFF
+        return 4
+    h[1] = mask_bit | 127
+    for i in range(8):
+        h[9 - i] = (<unsigned long long>n >> (8 * i)) & 0xFF
+    return 10
+
+
+def frame(int opcode, payload, bint fin=True, bint rsv1=False, mask_key=None):
+    """One frame as a list of buffers to write, as ``frames.frame``: header and payload in
+    one ``bytes`` built with one copy (unmasked on the way when masked), or a large
+    unmasked payload left apart from its header."""
+    cdef Py_buffer view, key_view
+    cdef unsigned char header[14]
+    cdef Py_ssize_t size
+    cdef char *out
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        size = _write_header(header, opcode, view.len, fin, rsv1, mask_key is not None)
+        if mask_key is None and view.len > _join_limit:
+            return [PyBytes_FromStringAndSize(<char *>header, size), payload]
+        if mask_key is None:
+            result = PyBytes_FromStringAndSize(NULL, size + view.len)
+            out = PyBytes_AS_STRING(result)
+            memcpy(out, header, size)
+            memcpy(out + size, view.buf, view.len)
+            return [result]
+        PyObject_GetBuffer(mask_key, &key_view, PyBUF_SIMPLE)
+        try:
+            if key_view.len != 4:
+                raise ValueError('a masking key is 4 bytes, not %d' % key_view.len)
+            result = PyBytes_FromStringAndSize(NULL, size + 4 + view.len)
+            out = PyBytes_AS_STRING(result)
+            memcpy(out, header, size)
+            memcpy(out + size, key_view.buf, 4)
+            _mask_copy(<unsigned char *>out + size + 4, <const unsigned char *>view.buf,
+                       view.len, <const unsigned char *>key_view.buf, 0)
+            return [result]
+        finally:
+            PyBuffer_Release(&key_view)
+    finally:
+        PyBuffer_Release(&view)
 
 
 cdef class MessageReader:

@@ -1,12 +1,13 @@
 """RFC 6455 section 5 vocabulary: opcodes, close codes, frame headers and masking.
 
 Pure functions shared by the protocol core and by the pure-Python message reader
-(``geventws.reader``); the compiled twin in ``ext/_speedups.pyx`` implements ``mask`` and the
-reader with the same behaviour.
+(``geventws.reader``); the compiled twin in ``ext/_speedups.pyx`` implements ``mask``,
+``frame`` and the reader with the same behaviour.
 """
 import struct
 
 from .errors import ProtocolError
+from .limits import JOIN_LIMIT
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -61,6 +62,18 @@ def frame_header(opcode, length, fin=True, rsv1=False, mask_key=None):
     else:
         header = _pack_long(b0, mask_bit | 127, length)
     return header + mask_key if mask_key is not None else header
+
+
+def frame(opcode, payload, fin=True, rsv1=False, mask_key=None):
+    """One frame as a list of buffers to write (RFC 6455 5.2): header and payload joined,
+    except that a large unmasked payload is left apart from its header rather than copied
+    behind it; masked with ``mask_key`` (4 bytes) if given."""
+    header = frame_header(opcode, len(payload), fin, rsv1, mask_key)
+    if mask_key is not None:
+        return [header + mask(payload, mask_key)]
+    if len(payload) <= JOIN_LIMIT:
+        return [header + payload]
+    return [header, payload]
 
 
 def encode_close_payload(code=1000, reason=''):

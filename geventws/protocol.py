@@ -14,9 +14,9 @@ import os
 from .errors import ConnectionClosed, ProtocolError
 from .events import CloseReceived, Failure, MessageEvent, Ping, Pong
 from .frames import (CLOSE_NO_STATUS, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
-                     OP_TEXT, encode_close_payload, frame_header, parse_close_payload)
-from .limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
-from .speedups import MessageReader, mask
+                     OP_TEXT, encode_close_payload, parse_close_payload)
+from .limits import MAX_MESSAGE_SIZE
+from .speedups import MessageReader, frame
 
 OPEN, CLOSING, CLOSED = 'OPEN', 'CLOSING', 'CLOSED'
 
@@ -172,10 +172,4 @@ class Connection:
         """One frame as buffers to write: masked with a fresh key per frame from a client
         (RFC 6455 5.3, ``os.urandom``: the key must not be predictable), and a large server
         payload left apart from its header rather than copied behind it."""
-        if self.client:
-            key = os.urandom(4)
-            return [frame_header(opcode, len(payload), fin, rsv1, key) + mask(payload, key)]
-        header = frame_header(opcode, len(payload), fin, rsv1)
-        if len(payload) <= JOIN_LIMIT:
-            return [header + payload]
-        return [header, payload]
+        return frame(opcode, payload, fin, rsv1, os.urandom(4) if self.client else None)

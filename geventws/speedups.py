@@ -26,9 +26,11 @@ if not _forced_pure:
 if _compiled is not None:
     MessageReader = _compiled.MessageReader
     mask = _compiled.mask
+    frame = _compiled.frame
 else:
     MessageReader = reader.MessageReader
     mask = frames.mask
+    frame = frames.frame
 
 
 def speedups_enabled():

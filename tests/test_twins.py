@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geventws import reader
+from geventws import frames, reader
 from geventws.errors import ProtocolError
 from geventws.events import MessageEvent
 from geventws.frames import mask
+from geventws.limits import JOIN_LIMIT
 
 try:
     from geventws import _speedups
@@ -235,6 +236,26 @@ def test_masking_matches_a_reference(size):
     assert mask(data, key) == expected
     assert _speedups.mask(data, key) == expected
     assert _speedups.mask(bytearray(data), memoryview(key)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(opcode=st.sampled_from([0, 1, 2, 8, 9, 10]), fin=st.booleans(), rsv1=st.booleans(),
+       size=st.sampled_from([0, 1, 7, 125, 126, 127, 65535, 65536, JOIN_LIMIT,
+                             JOIN_LIMIT + 1]) | st.integers(0, 300),
+       key=st.none() | st.binary(min_size=4, max_size=4),
+       kind=st.sampled_from([bytes, bytearray, memoryview]))
+def test_frame_serialisers_agree(opcode, fin, rsv1, size, key, kind):
+    payload = kind(os.urandom(size))
+    pure = frames.frame(opcode, payload, fin, rsv1, key)
+    compiled = _speedups.frame(opcode, payload, fin, rsv1, key)
+    assert [bytes(buf) for buf in compiled] == [bytes(buf) for buf in pure]
+    assert len(compiled) == len(pure)
+    if len(pure) == 2:   # a large payload is written as it is, never copied
+        assert pure[1] is payload and compiled[1] is payload
+    masked = key is not None
+    parsed = reader.MessageReader(1 << 20, masked).feed(b''.join(map(bytes, pure)))
+    if fin and opcode in (2, 8, 9, 10) and not rsv1 and (opcode == 2 or size <= 125):
+        assert bytes(parsed[0].data if opcode == 2 else parsed[0][1]) == bytes(payload)
 
 
 def test_utf8_automaton_agrees_on_every_short_sequence():
