@@ -172,7 +172,9 @@ class WebSocketHandler(WSGIHandler):
 
     def _buffered_input(self):
         """Bytes that arrived after the request headers and sit in ``rfile``'s buffer; taken
-        now so that the 8 KiB buffer can be dropped for the connection's life."""
+        now, and ``rfile`` closed, so that its 8 KiB buffer is freed for the connection's
+        life (the socket stays open; pywsgi sees a closed rfile and reads no next request).
+        The parsed headers stay: gunicorn's access log reads them after the connection."""
         sock, rfile = self.socket, self.rfile
         timeout = sock.gettimeout()
         sock.settimeout(0.0)
@@ -183,6 +185,7 @@ class WebSocketHandler(WSGIHandler):
             data = b''
         finally:
             sock.settimeout(timeout)
+        rfile.close()
         return data
 
     def _reject(self, exc):
