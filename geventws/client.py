@@ -186,7 +186,7 @@ class WebSocketClient(WebSocket):
                 self.connect()
             except (OSError, WebSocketError) as exc:
                 self._conn = _NeverOpened(str(exc))
-                self._queue.append(ErrorEvent(exc))
+                self._enqueue(ErrorEvent(exc))
                 self._terminate(CLOSE_ABNORMAL, str(exc), False)
         super().run_forever()
 

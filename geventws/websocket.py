@@ -93,7 +93,7 @@ class WebSocket:
         self._drained = False        # the last read emptied the socket
         self._corked = None          # frames held back while more input waits (_write)
         self._conn = None
-        self._queue = deque()
+        self._queue = None           # a deque of events while there are any (_enqueue)
         self._send_lock = Semaphore()
         self._read_lock = Semaphore()
         self._done = Event()
@@ -124,7 +124,7 @@ class WebSocket:
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass   # not TCP (a socketpair in tests, a Unix socket)
-        self._queue.append(OpenEvent())
+        self._enqueue(OpenEvent())
         if buffered:
             self._handle_data(buffered)
 
@@ -248,15 +248,17 @@ class WebSocket:
 
     def _next_event(self):
         """The next event for the app; the peer's close is answered when its turn comes."""
-        queue = self._queue
         while True:
-            while not queue:
+            while not self._queue:
                 if self.ready_state == CLOSED:
                     return None
                 with self._read_lock:
-                    if not queue and self.ready_state != CLOSED:
+                    if not self._queue and self.ready_state != CLOSED:
                         self._read()
+            queue = self._queue
             event = queue.popleft()
+            if not queue:   # an idle connection keeps no deque (about 600 bytes)
+                self._queue = None
             kind = type(event)
             if kind is CloseReceived:
                 self._answer_close(event)
@@ -319,7 +321,11 @@ class WebSocket:
         if owed:
             with self._send_lock:
                 self._write_quietly(owed)
+        if not events:
+            return
         queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
         for event in events:
             kind = type(event)
             if kind is MessageEvent:
@@ -447,8 +453,13 @@ class WebSocket:
                 self._sock.close()
             except OSError:
                 pass
-        self._queue.append(CloseEvent(code, reason, was_clean))
+        self._enqueue(CloseEvent(code, reason, was_clean))
         self._done.set()
+
+    def _enqueue(self, event):
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(event)
 
     def _dispatch(self, event):
         callback = getattr(self, '_on' + event.type)
