@@ -215,3 +215,11 @@ def test_example_config_with_the_chat_example(programs):  # noqa: F811
     assert json.loads(alice.recv())['online'] == ['alice']
     alice.close()
     server.wait_for_output('"GET /chat?name=alice HTTP/1.1" 101 ')
+
+
+def test_bottle_example_under_gunicorn(gunicorn):
+    server = gunicorn('bottle_app:app', '--chdir', os.path.join(ROOT, 'examples'))
+    assert http_get('http://127.0.0.1:%d/' % server.port).startswith('Bottle with geventws')
+    ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    assert_echoes(ws)
+    ws.close()

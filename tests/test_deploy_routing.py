@@ -1,5 +1,6 @@
 """``geventws.routing.Sockets``: WebSocket routes declared on Flask and Bottle apps, next to
 their own HTTP routes; and Bottle's own ``bottle.run(server='gevent', handler_class=...)``."""
+import os
 import sys
 import urllib.error
 
@@ -11,7 +12,7 @@ from gevent.pywsgi import WSGIHandler
 
 from conftest import free_port
 from geventws.routing import Sockets
-from test_deploy_apps.support import HERE, PYTHON, programs, python_env  # noqa: F401
+from test_deploy_apps.support import HERE, PYTHON, ROOT, programs, python_env  # noqa: F401
 from test_deploy_gunicorn import assert_echoes, http_get
 
 sys.path.insert(0, HERE)   # the test apps import their shared part as gunicorn does
@@ -105,10 +106,11 @@ def test_sockets_need_flask_or_bottle():
         Sockets(object())
 
 
-def test_bottle_run_with_gevent_server_and_our_handler(programs):  # noqa: F811
+def test_bottle_example_runs_bottle_gevent_server_with_our_handler(programs):  # noqa: F811
     port = free_port()
-    programs([PYTHON, 'bottle_run.py', str(port)], port, cwd=HERE, env=python_env())
-    assert http_get('http://127.0.0.1:%d/' % port) == 'hello from bottle'
+    programs([PYTHON, os.path.join('examples', 'bottle_app.py'), '--port', str(port)], port,
+             cwd=ROOT, env=python_env())
+    assert http_get('http://127.0.0.1:%d/' % port).startswith('Bottle with geventws')
     ws = websocket.create_connection('ws://127.0.0.1:%d/echo' % port, timeout=10)
     assert_echoes(ws)
     ws.close()
