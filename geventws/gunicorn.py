@@ -33,14 +33,14 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
     _requests_read = 0
 
     def read_requestline(self):
+        """The first request comes when it comes; a next one within ``keepalive``
+        seconds (0: ``read_request`` made the first one the last)."""
         self._requests_read += 1
         if self._requests_read == 1 or self.keepalive is None:
             return super().read_requestline()
-        if self.keepalive <= 0:
-            return ''   # keep-alive disabled: pywsgi closes the connection
         with gevent.Timeout(self.keepalive, False):
             return super().read_requestline()
-        return ''   # idle for longer than keepalive
+        return ''   # idle for longer than keepalive: pywsgi closes the connection
 
     def log_request(self):
         if self.headers is None:
