@@ -33,6 +33,10 @@ def _ratio(value, base):
     return '%.2f' % (value / base)
 
 
+def _us(value):
+    return '{:,.0f}'.format(value) if value >= 100 else '%.3g' % value
+
+
 def _cpu_per_message(row):
     """The server's CPU microseconds per message (per cycle in S5): what preemption by other
     processes changes least, unlike the rate."""
@@ -45,7 +49,7 @@ def _cpu_columns(row):
     per_message = _cpu_per_message(row)
     return [_pct(row.get(key)) for key in ('gen_cpu', 'gen_waited', 'server_cpu',
                                            'server_sys', 'server_waited')] + [
-        '–' if per_message is None else '%.3g' % per_message]
+        '–' if per_message is None else _us(per_message)]
 
 
 #: "preempted": the share of the time it was runnable but another process had its core (the
@@ -165,7 +169,8 @@ def targets(results, micro):
         lines.append('- %s: geventws / picows = %.2f: %s%s' % (
             scenario, mine / theirs, 'met' if mine > theirs else 'MISSED (must be > 1)',
             '' if None in costs else
-            ' (server CPU per message: geventws %.3g µs, picows %.3g µs)' % tuple(costs)))
+            ' (server CPU per message: geventws %s µs, picows %s µs)'
+            % tuple(_us(cost) for cost in costs)))
     mine = _value(results, 'S4', ours)
     if mine is not None:
         python_peers = [s for s in ('gevent-websocket', 'websockets', 'aiohttp', 'picows')
