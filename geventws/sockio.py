@@ -42,7 +42,13 @@ def send_some(raw, buffers):
     blocking; True when all of it went."""
     while buffers:
         try:
-            sent = raw.sendmsg(buffers[:IOV_MAX]) if len(buffers) > 1 else raw.send(buffers[0])
+            if len(buffers) > 1:
+                sent = raw.sendmsg(buffers[:IOV_MAX])
+            else:
+                sent = raw.send(buffers[0])
+                if sent == len(buffers[0]):   # the common case: one frame, all of it
+                    buffers.clear()
+                    return True
         except BlockingIOError:
             return False
         _consume(buffers, sent)

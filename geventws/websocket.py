@@ -96,8 +96,8 @@ class WebSocket:
         self._queue = None           # a deque of events while there are any (_enqueue)
         self._send_lock = Semaphore()
         self._read_lock = Semaphore()
-        self._done = Event()
-        self._pings = {}
+        self._over = False           # _terminate ran
+        self._pings = None           # payload -> [Event] of pings awaiting their pong
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -151,9 +151,11 @@ class WebSocket:
         """Send ``str`` as a text message and bytes-like as binary; an iterable of fragments
         is sent as one fragmented message. ``binary`` forces the type, as in
         gevent-websocket. Raises ``ConnectionClosed`` once the connection is closing."""
-        self._ensure_open()
+        if self.ready_state == CONNECTING:   # one comparison per message, not a call
+            self._ensure_open()
         if isinstance(message, _NOT_FRAGMENTED):
-            message = self._coerce(message, binary)
+            if binary is not None:
+                message = self._coerce(message, binary)
             with self._send_lock:
                 self._write(self._conn.send_message(message))
             return
@@ -180,13 +182,16 @@ class WebSocket:
         payload = data.encode('utf-8') if isinstance(data, str) else bytes(data)
         waiter = Event()
         with self._send_lock:   # registered first: the pong may arrive while we write
+            if self._pings is None:
+                self._pings = {}
             self._pings.setdefault(payload, []).append(waiter)
             self._write(self._conn.send_ping(payload))
         return waiter
 
     def receive(self):
         """The next message (``str`` or ``bytes``), or ``None`` once the connection is closed."""
-        self._ensure_open()
+        if self.ready_state == CONNECTING:
+            self._ensure_open()
         while True:
             event = self._next_event()
             if event is None:
@@ -331,7 +336,7 @@ class WebSocket:
             if kind is MessageEvent:
                 queue.append(event)
             elif kind is Pong:
-                for waiter in self._pings.pop(event.payload, ()):
+                for waiter in (self._pings or {}).pop(event.payload, ()):
                     waiter.set()
             elif kind is CloseReceived:
                 if conn.close_sent is None:   # the peer starts closing: answered in turn
@@ -351,7 +356,7 @@ class WebSocket:
         """After the close frames: the server drops TCP at once when the handshake is
         complete (RFC 6455 7.1.1); otherwise wait, reading nothing more, for the peer's TCP
         close so that our close frame is not lost to a reset."""
-        if self._done.is_set():
+        if self._over:
             return
         if was_clean and not self._conn.client:
             self._terminate(code, reason, was_clean)
@@ -436,7 +441,7 @@ class WebSocket:
 
     def _terminate(self, code, reason, was_clean):
         """The connection is over: close TCP and queue the one CloseEvent."""
-        if self._done.is_set():
+        if self._over:
             return
         self.ready_state = CLOSED
         self._corked = None
@@ -454,7 +459,7 @@ class WebSocket:
             except OSError:
                 pass
         self._enqueue(CloseEvent(code, reason, was_clean))
-        self._done.set()
+        self._over = True
 
     def _enqueue(self, event):
         if self._queue is None:

@@ -4,6 +4,7 @@ A ``WebSocket`` runs over one end of a socket pair in this test's own hub; the o
 plain blocking socket read without waiting, so a test sees exactly what was written before
 the sending greenlet yields.
 """
+import os
 import socket
 import threading
 
@@ -135,3 +136,16 @@ def test_upgraded_tcp_connections_have_nodelay(serve):
     client.handshake()
     client.send(frame(0x1, b'?'))
     assert client.recv_message() != '0'
+
+
+def test_send_some_keeps_the_rest_of_one_large_buffer():
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    data = os.urandom(8 << 20)
+    buffers = [data]
+    assert not send_some(ours, buffers)
+    assert len(buffers) == 1 and 0 < len(buffers[0]) < len(data)
+    sent_first = len(data) - len(buffers[0])
+    assert bytes(buffers[0]) == data[sent_first:]
+    ours.close()
+    peer.close()
