@@ -4,7 +4,6 @@ import os
 import sys
 import urllib.error
 
-import bottle
 import flask
 import pytest
 import websocket
