@@ -80,11 +80,11 @@ def test_sigterm_closes_websockets_with_1001_and_loses_nothing(gunicorn, app):
     server.send(signal.SIGTERM)
     echoed, close = read_until_close(ws)
     assert close == (1001, 'server shutting down')
-    # Whatever the app sent before its close arrives, in order; it received every message
-    # sent before the client saw the close.
+    # Every message sent before the client saw the close reached the app, and every one
+    # the app sent back before its close reached the client, in order.
     assert [sent[0]] + echoed == sent[:1 + len(echoed)]
     assert server.wait() == 0
-    assert 'echo: 200 messages, closed' in server.output()
+    assert 'echo: 200 messages, %d echoed' % (1 + len(echoed)) in server.output()
     assert 'Traceback' not in server.output()
 
 
