@@ -223,3 +223,21 @@ def test_bottle_example_under_gunicorn(gunicorn):
     ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
     assert_echoes(ws)
     ws.close()
+
+
+def test_worker_connections_caps_open_websockets_per_worker(gunicorn):
+    """Every open WebSocket holds one of a worker's ``worker_connections`` for its whole
+    life: a client beyond them waits, unanswered, until one closes."""
+    server = gunicorn('flask_app:app', '-w', '1', '--worker-connections', '2')
+    first, second = (ws_connect('ws://127.0.0.1:%d/echo' % server.port) for _ in range(2))
+    with socket.create_connection(('127.0.0.1', server.port), timeout=1) as third:
+        third.sendall(b'GET /echo HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n'
+                      b'Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n'
+                      b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+        with pytest.raises(socket.timeout):
+            third.recv(100)
+        first.close()
+        third.settimeout(10)
+        assert third.recv(100).startswith(b'HTTP/1.1 101 Switching Protocols')
+    assert_echoes(second)
+    second.close()
