@@ -65,8 +65,8 @@ def load_app(spec):
 
 def make_server(app, host='127.0.0.1', port=8000, certfile=None, keyfile=None,
                 forwarded_allow_ips=None, **server_kw):
-    """A bound, not yet serving, ``WSGIServer`` with a ``WebSocketHandler`` whose open
-    WebSockets are recorded for ``serve_until_stopped``."""
+    """A bound, not yet serving, ``WSGIServer`` with a ``WebSocketHandler`` (a
+    ``geventws.shutdown.StoppableHandler``) that ``serve_until_stopped`` can stop gracefully."""
     from gevent.pool import Pool
     from gevent.pywsgi import WSGIServer
 

@@ -76,4 +76,4 @@ class StoppableHandler(WebSocketHandler):
     @classmethod
     def stop_waiting(cls):
         cls.stopping = True
-        gevent.killall(list(cls.waiting), block=False)
+        gevent.killall(list(cls.waiting), timeout=1)
