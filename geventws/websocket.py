@@ -28,6 +28,10 @@ from .sockio import raw_socket, recv_into, send_all, send_some
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
+#: A read shorter than this most likely emptied the socket (a lone small message), so the
+#: next read waits for readability first rather than paying an EAGAIN; after a longer one
+#: (a large message streaming in) the next read is tried at once.
+_SMALL_READ = 4096
 
 
 def _off_the_hub(func, *args):
@@ -90,7 +94,7 @@ class WebSocket:
         self._used = False
         self._sock = None
         self._raw = None             # the OS-level socket under a plain gevent socket
-        self._drained = False        # the last read emptied the socket
+        self._drained = False        # the last read was short: wait before the next
         self._corked = None          # frames held back while more input waits (_write)
         self._conn = None
         self._queue = None           # a deque of events while there are any (_enqueue)
@@ -308,7 +312,7 @@ class WebSocket:
             size = recv_into(self._sock, self._raw, buffer, self._drained)
         except OSError:
             size = None   # a reset
-        self._drained = size is not None and size < len(buffer)
+        self._drained = size is not None and size < _SMALL_READ
         if not size:
             # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
             # close frame, so there its FIN is the peer's clean close (geventws.legacy).
