@@ -48,7 +48,7 @@ def main():
                         help='offer permessage-deflate as browsers do')
     parser.add_argument('--top', type=int, default=15)
     options = parser.parse_args()
-    run.build_loadgen()
+    run.build_tools()
     run.raise_nofile()
     server = WSGIServer(('127.0.0.1', 0), app, handler_class=geventws.WebSocketHandler,
                         log=None)

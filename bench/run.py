@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / 'out'
 LOADGEN = OUT / 'loadgen'
+C_ECHO = OUT / 'c_echo'
 NODE_MODULES = ROOT / 'tests' / 'node' / 'node_modules'
 SERVER_CORE, LOADGEN_CORE = '0', '1'
 
@@ -92,6 +93,9 @@ def all_servers():
         _python_server('aiohttp', 'aiohttp', 'aiohttp_server.py'),
         _python_server('picows', 'picows', 'picows_server.py'),
         _node_server(),
+        # Not a peer: what the kernel and the load generator allow any server here.
+        Server('c-echo', "minimal C echo (the harness's limit)", [str(C_ECHO)],
+               scenarios=('S1', 'S2', 'S3')),
     ]
 
 
@@ -123,20 +127,25 @@ SCENARIOS = [
 MICRO = 'micro'
 
 
-def build_loadgen():
-    """Compile the load generator (zlib for --deflate) when its source is newer than the
-    binary; built aside and renamed, so a run or test using the old one at the same time is
-    not disturbed."""
-    source = HERE / 'loadgen.c'
+def build_tools():
+    """Compile the load generator (zlib for --deflate) and the C echo server, each when its
+    source is newer than its binary."""
+    _compile(HERE / 'loadgen.c', LOADGEN, ['-lz'])
+    _compile(HERE / 'servers' / 'c_echo.c', C_ECHO, [])
+
+
+def _compile(source, binary, libraries):
+    """Built aside and renamed, so a run or a test using the old binary is not disturbed."""
     OUT.mkdir(exist_ok=True)
-    if LOADGEN.exists() and LOADGEN.stat().st_mtime >= source.stat().st_mtime:
+    if binary.exists() and binary.stat().st_mtime >= source.stat().st_mtime:
         return
     cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
     if not cc:
-        sys.exit('bench: no C compiler (cc) to build the load generator')
-    building = LOADGEN.with_name('loadgen.%d' % os.getpid())
-    subprocess.run([cc, '-O2', '-Wall', '-o', str(building), str(source), '-lz'], check=True)
-    os.replace(building, LOADGEN)
+        sys.exit('bench: no C compiler (cc) to build %s' % source.name)
+    building = binary.with_name('%s.%d' % (binary.name, os.getpid()))
+    subprocess.run([cc, '-O2', '-Wall', '-o', str(building), str(source)] + libraries,
+                   check=True)
+    os.replace(building, binary)
 
 
 def _free_port():
@@ -381,7 +390,7 @@ def main():
         options.repeat = 1 if options.quick else 2
     # SIGTERM ends the run like Ctrl-C does, through every ``finally`` that stops a server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    build_loadgen()
+    build_tools()
     (OUT / 'logs').mkdir(parents=True, exist_ok=True)
     if options.profile:
         return profile(options.profile, options)

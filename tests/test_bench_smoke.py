@@ -19,9 +19,9 @@ import run  # noqa: E402  (bench/run.py)
 
 @pytest.fixture(scope='module')
 def loadgen():
-    require_tool('cc', 'compiles bench/loadgen.c')
+    require_tool('cc', 'compiles the load generator and the C echo server')
     require_tool('taskset', 'pins the servers and the load generator')
-    run.build_loadgen()
+    run.build_tools()
     return str(run.LOADGEN)
 
 
@@ -29,7 +29,7 @@ def test_quick_run_of_every_scenario(loadgen, tmp_path):
     # The row of the implementation this test run is about.
     server = 'geventws-pure' if os.environ.get('GEVENTWS_NO_EXTENSIONS') else 'geventws'
     proc = subprocess.run(
-        [sys.executable, str(BENCH / 'run.py'), '--quick', '--servers', server,
+        [sys.executable, str(BENCH / 'run.py'), '--quick', '--servers', server + ',c-echo',
          '--scenarios', 'S1,S2,S3,S4,S5,micro', '--warmup', '0.1', '--duration', '0.2',
          '--repeat', '2', '--output', str(tmp_path / 'smoke.md')],
         capture_output=True, text=True, timeout=240)
@@ -40,6 +40,7 @@ def test_quick_run_of_every_scenario(loadgen, tmp_path):
         assert heading in out
     assert 'failed' not in out
     assert ('pure Python' if server == 'geventws-pure' else 'compiled |') in out
+    assert out.count("| minimal C echo (the harness's limit) |") == 3     # S1, S2, S3
     assert 'The load generator used at most' in out
     assert (tmp_path / 'smoke.md').read_text() in out
     results = json.loads((tmp_path / 'smoke.json').read_text())['results']
