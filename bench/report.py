@@ -85,54 +85,60 @@ def _table(headers, rows):
     return '\n'.join(lines)
 
 
+def _busy(result):
+    """The share of the time the server ran or was runnable (on its core or waiting for it)."""
+    return result['server_cpu'] + max(result['server_waited'], 0)
+
+
 def scenario_table(scenario, title, by_server, labels):
-    """One scenario's table, and a sentence on whether the load generator kept up."""
+    """One scenario's table, and sentences on noise and on whether the load generator kept
+    up."""
     key, headers, cells = LAYOUTS[scenario]
     with_cpu = scenario != 'S4'
     base = by_server.get(BASELINE, {}).get(key)
-    rows, gen_busiest, server_idlest = [], None, None
+    rows, measured = [], {}
     for server, result in by_server.items():
         if 'error' in result:
             width = len(headers) + (len(CPU_HEADERS) if with_cpu else 0)
             rows.append([labels[server], result['error']] + [''] * (width - 1))
             continue
-        row = [labels[server]] + cells(result, _ratio(result[key], base))
-        if with_cpu:
-            row += _cpu_columns(result)
-            busy = result['server_cpu'] + max(result['server_waited'], 0)
-            if gen_busiest is None or result['gen_cpu'] > gen_busiest[1]:
-                gen_busiest = (server, result['gen_cpu'])
-            if server_idlest is None or busy < server_idlest[1]:
-                server_idlest = (server, busy)
-        rows.append(row)
+        measured[server] = result
+        rows.append([labels[server]] + cells(result, _ratio(result[key], base)) +
+                    (_cpu_columns(result) if with_cpu else []))
     text = '### %s %s\n\n%s\n' % (scenario, title,
                                    _table(['server'] + headers +
                                           (CPU_HEADERS if with_cpu else []), rows))
-    noisy = [labels[server] for server, result in by_server.items()
+    noisy = [labels[server] for server, result in measured.items()
              if max(result.get('gen_waited', 0), result.get('server_waited', 0)) > NOISY]
     if noisy:
         text += ('\nOther processes held a core for more than %s of the run of %s (see the '
                  'preempted columns): those figures are lower than on a quiet machine.\n'
                  % (_pct(NOISY), ', '.join(noisy)))
-    for server, result in by_server.items():
+    for server, result in measured.items():
         if result.get('compressed_echoes'):
             text += ('\n%s: permessage-deflate was offered as browsers offer it '
                      '(`client_max_window_bits`), accepted, and %d of %d echoes (warm-up '
-                     'included) came back compressed, so both zlib streams of each connection were in use.\n'
+                     'included) came back compressed, so both zlib streams of each connection '
+                     'were in use.\n'
                      % (labels[server], result['compressed_echoes'], result['verified']))
-    if gen_busiest:
+    if with_cpu and measured:
+        busiest = max(measured, key=lambda server: measured[server]['gen_cpu'])
         text += '\nThe load generator used at most %s of its core (against %s). ' % (
-            _pct(gen_busiest[1]), labels[gen_busiest[0]])
-        server, busy = server_idlest
-        if busy >= SERVER_BUSY:
+            _pct(measured[busiest]['gen_cpu']), labels[busiest])
+        waiting = [server for server, result in measured.items()
+                   if _busy(result) < SERVER_BUSY]
+        if not waiting:
             text += ('Every server was busy at least %s of the time (on its core or waiting '
-                     'for it), so the servers were the bottleneck.\n' % _pct(busy))
+                     'for it), so the servers were the bottleneck.\n' % _pct(SERVER_BUSY))
         else:
-            result = by_server[server]
-            text += ('%s was busy only %s of the time: it waited for input, so the load '
-                     'generator (%s CPU, preempted %s of the time) or the round trips '
-                     'limited it.\n' % (labels[server], _pct(busy), _pct(result['gen_cpu']),
-                                        _pct(result['gen_waited'])))
+            text += ('Busy less than %s of the time, so waiting for input (the load generator '
+                     'or the round trips limited them): %s.\n' % (
+                         _pct(SERVER_BUSY), '; '.join(
+                             '%s %s (load generator %s CPU, preempted %s)' % (
+                                 labels[server], _pct(_busy(measured[server])),
+                                 _pct(measured[server]['gen_cpu']),
+                                 _pct(measured[server]['gen_waited']))
+                             for server in waiting)))
     return text
 
 
