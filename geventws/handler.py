@@ -17,6 +17,7 @@ from .errors import ConnectionClosed, HandshakeError
 from .forwarded import TrustedProxies
 from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
+from .requesthead import read_request_head
 from .websocket import WebSocket
 
 
@@ -50,6 +51,8 @@ class WebSocketHandler(WSGIHandler):
     #: Told of every WebSocket once it is open (``registry.add(ws)``), so that a server
     #: can close them all with 1001 when it stops (geventws.shutdown).
     registry = None
+    #: The request's header fields as pywsgi parses them, without the email package's parser.
+    MessageClass = staticmethod(read_request_head)
 
     @classmethod
     def configure(cls, **options):
@@ -185,7 +188,9 @@ class WebSocketHandler(WSGIHandler):
             data = b''
         finally:
             sock.settimeout(timeout)
-        rfile.close()
+        body = self.wsgi_input
+        if not (body.content_length or body.chunked_input):   # else pywsgi reads it after
+            rfile.close()
         return data
 
     def _reject(self, exc):
