@@ -26,3 +26,9 @@ MAX_RESPONSE_HEAD = 64 * 1024
 #: Seconds a draft-76 (hixie) client has to send the 8 bytes that follow its request headers
 #: (they carry no Content-Length) before the handshake is refused with 400.
 HIXIE76_KEY3_TIMEOUT = 10.0
+
+#: Longest request header line and most lines in a request head (its blank last line
+#: included): http.client's limits, which gevent.pywsgi applies, kept so that a request is
+#: refused with 400 exactly when pywsgi alone would refuse it (geventws.requesthead).
+MAX_HEADER_LINE = 65536
+MAX_HEADER_LINES = 100
