@@ -185,11 +185,13 @@ class WebSocket:
         self._ensure_open()
         payload = data.encode('utf-8') if isinstance(data, str) else bytes(data)
         waiter = Event()
-        with self._send_lock:   # registered first: the pong may arrive while we write
+        with self._send_lock:
+            frame = self._conn.send_ping(payload)   # raises where the protocol has no ping
+            # registered before writing: the pong may arrive while we write
             if self._pings is None:
                 self._pings = {}
             self._pings.setdefault(payload, []).append(waiter)
-            self._write(self._conn.send_ping(payload))
+            self._write(frame)
         return waiter
 
     def receive(self):

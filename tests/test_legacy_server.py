@@ -275,6 +275,7 @@ def test_binary_and_ping_are_clear_errors_to_the_app(serve, hixie_client, draft)
                 call()
             except UnsupportedOperation as exc:
                 ws.send(str(exc))
+        assert not ws._pings   # a refused ping leaves no waiter behind
         ws.send(b'bytes as text', binary=False)
         ws.send(iter(['frag', 'ments']))
         ws.receive()
