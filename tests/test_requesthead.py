@@ -164,7 +164,7 @@ def _without_date(response):
 
 
 def test_every_geventws_handler_reads_heads_with_it():
-    gunicorn = pytest.importorskip('geventws.gunicorn')
+    from geventws.gunicorn import GunicornWebSocketHandler   # gunicorn: a test extra
     for handler in (WebSocketHandler, WebSocketHandler.configure(max_message_size=1),
-                    gunicorn.GunicornWebSocketHandler):
+                    GunicornWebSocketHandler):
         assert handler.MessageClass is requesthead.read_request_head
