@@ -16,8 +16,10 @@ from test_deploy_gunicorn import assert_echoes, http_get
 def chat_server(programs):  # noqa: F811
     """The command of ``make run`` (with another port), started."""
     port = free_port()
-    dry_run = subprocess.run(['make', '-n', 'run', 'PORT=%d' % port], cwd=ROOT,
-                             capture_output=True, text=True, timeout=60, check=True)
+    # --no-print-directory: under `make test` this make is a sub-make, which would add
+    # "Entering/Leaving directory" lines
+    dry_run = subprocess.run(['make', '--no-print-directory', '-n', 'run', 'PORT=%d' % port],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     command = dry_run.stdout.strip().splitlines()[-1].split()
     assert command[1:] == ['examples/chat/app.py', '--host', '127.0.0.1', '--port', str(port)]
     server = programs([PYTHON, *command[1:]], port, cwd=ROOT, env=python_env())
