@@ -4,6 +4,7 @@ from .errors import (ConnectionClosed, HandshakeError, HandshakeTimeout, Protoco
                      UnsupportedOperation, WebSocketError)
 from .events import CloseEvent, ErrorEvent, MessageEvent, OpenEvent
 from .handler import WebSocketHandler
+from .routing import Sockets
 from .speedups import speedups_enabled
 from .websocket import WebSocket
 
@@ -12,4 +13,4 @@ __version__ = '0.1.0'
 __all__ = ['WebSocketHandler', 'WebSocket', 'WebSocketError', 'ProtocolError',
            'HandshakeError', 'ConnectionClosed', 'MessageEvent', 'CloseEvent', 'ErrorEvent',
            'OpenEvent', 'speedups_enabled', 'connect', 'WebSocketClient', 'HandshakeTimeout',
-           'UnsupportedOperation']
+           'UnsupportedOperation', 'Sockets']

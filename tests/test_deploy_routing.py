@@ -113,3 +113,8 @@ def test_bottle_example_runs_bottle_gevent_server_with_our_handler(programs):  #
     ws = websocket.create_connection('ws://127.0.0.1:%d/echo' % port, timeout=10)
     assert_echoes(ws)
     ws.close()
+
+
+def test_sockets_is_also_importable_from_the_package():
+    import geventws
+    assert geventws.Sockets is Sockets
