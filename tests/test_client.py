@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from conftest import free_port
+from test_protocol import close_frame, frame
 from geventws import (ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketClient,
                       connect)
 from geventws.client import Target
@@ -112,24 +113,9 @@ def _answer(request, status='101 Switching Protocols', headers=None, body=b''):
     return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1') + body
 
 
-def _frame(opcode, payload=b'', fin=True, rsv=0, mask=None):
-    """A frame as a server (unmasked) or a rogue server (``mask``) would send it."""
-    b0 = opcode | (0x80 if fin else 0) | rsv
-    mask_bit = 0x80 if mask is not None else 0
-    n = len(payload)
-    if n < 126:
-        head = bytes((b0, mask_bit | n))
-    elif n < 65536:
-        head = struct.pack('!BBH', b0, mask_bit | 126, n)
-    else:
-        head = struct.pack('!BBQ', b0, mask_bit | 127, n)
-    if mask is None:
-        return head + payload
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def _close_frame(code, reason=b''):
-    return _frame(0x8, struct.pack('!H', code) + reason)
+def _frame(opcode, payload=b'', fin=True, rsv=0, masked=False):
+    """A frame as a server (unmasked) or a rogue server (``masked``) would send it."""
+    return frame(opcode, payload, fin=fin, rsv=rsv, masked=masked)
 
 
 def _read_exact(conn, n):
@@ -324,7 +310,7 @@ def test_frames_sent_with_the_101_are_not_lost(raw_server):
     def script(conn, request):
         conn.sendall(_answer(request) + b''.join(
             _frame(0x1, b'early %d' % i) for i in range(50)) + _frame(0x2, b'\x00\xff') +
-            _close_frame(1001, b'going'))
+            close_frame(1001, b'going'))
         return _read_client_frame(conn)
 
     server = raw_server(script)
@@ -369,11 +355,11 @@ def test_client_fragments_are_continuation_frames(raw_server):
 
 
 @pytest.mark.parametrize('frame, code', [
-    (_frame(0x1, b'masked', mask=b'\x01\x02\x03\x04'), 1002),      # RFC 6455 5.1
+    (_frame(0x1, b'masked', masked=True), 1002),      # RFC 6455 5.1
     (_frame(0x1, b'\xc3\x28'), 1007),                              # invalid UTF-8 (8.1)
     (_frame(0x1, b'\xe2\x82', fin=False) + _frame(0x0, b'\x28'), 1007),
     (_frame(0x3, b''), 1002),                                      # reserved opcode (5.2)
-    (_frame(0x1, b'x', rsv=0x40), 1002),                           # RSV1, no extension
+    (_frame(0x1, b'x', rsv=4), 1002),                           # RSV1, no extension
     (_frame(0x9, b'', fin=False), 1002),                           # fragmented ping (5.5)
     (_frame(0x9, b'x' * 126), 1002),                               # ping over 125 bytes
     (_frame(0x0, b'x'), 1002),                                     # continuation, no start
@@ -420,7 +406,7 @@ def test_valid_sequences_from_the_server(raw_server, frames, messages, replies, 
     def script(conn, request):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.sendall(_answer(request))
-        data = frames + _close_frame(1000, b'done \xe2\x9c\x93')
+        data = frames + close_frame(1000, b'done \xe2\x9c\x93')
         step = 1 if chop and len(data) < 1000 else 997 if chop else len(data)
         for i in range(0, len(data), step):
             conn.sendall(data[i:i + step])
@@ -471,7 +457,7 @@ def test_client_waits_for_the_server_to_close_tcp(raw_server):
     def script(conn, request):
         conn.sendall(_answer(request))
         _read_client_frame(conn)
-        conn.sendall(_close_frame(1000))
+        conn.sendall(close_frame(1000))
         conn.settimeout(0.3)
         try:
             early = conn.recv(1)   # the client must not have closed yet

@@ -31,6 +31,27 @@ def _command(text):
     return command, args
 
 
+def _answer(ws, message, start):
+    """Echo ``message`` or carry out its command on ``ws``: the websockets server's socket and
+    ours share this API; ``start(function)`` runs the wait for a pong in the background (a
+    thread or a greenlet, whichever the server lives in)."""
+    command = _command(message)
+    if command is None:
+        ws.send(message)
+    elif command[0] == '!close':
+        ws.close(int(command[1][0]), ' '.join(command[1][1:]))
+    elif command[0] == '!fragments':
+        ws.send(iter(command[1]))
+    elif command[0] == '!ping':
+        payload = ' '.join(command[1])
+        pong = ws.ping(payload)
+        start(lambda: pong.wait(TIMEOUT) and ws.send('pong ' + payload))
+
+
+def _in_thread(function):
+    threading.Thread(target=function, daemon=True).start()
+
+
 class Peer:
     """A running server: ``url``, and ``closes`` receiving the (code, reason) of each close
     frame it got."""
@@ -71,27 +92,13 @@ class WebsocketsPeer(Peer):
         from websockets.exceptions import ConnectionClosed as Closed
         try:
             for message in ws:
-                self._answer(ws, message)
+                _answer(ws, message, _in_thread)
         except Closed:
             pass   # the client closed while we echoed
         received = ws.protocol.close_rcvd
         if received is not None:
             self.closes.put((received.code, received.reason))
 
-    @staticmethod
-    def _answer(ws, message):
-        command = _command(message)
-        if command is None:
-            ws.send(message)
-        elif command[0] == '!close':
-            ws.close(int(command[1][0]), ' '.join(command[1][1:]))
-        elif command[0] == '!fragments':
-            ws.send(iter(command[1]))
-        elif command[0] == '!ping':
-            payload = ' '.join(command[1])
-            pong = ws.ping(payload)
-            threading.Thread(target=lambda: pong.wait(TIMEOUT) and
-                             ws.send('pong ' + payload), daemon=True).start()
 
     def stop(self):
         self.server.shutdown()
@@ -205,18 +212,8 @@ class OurPeer(Peer):
         ws = environ['wsgi.websocket']
         ws.accept(protocols=SUPPORTED)
         for message in ws:
-            command = _command(message)
             try:
-                if command is None:
-                    ws.send(message)
-                elif command[0] == '!close':
-                    ws.close(int(command[1][0]), ' '.join(command[1][1:]))
-                elif command[0] == '!fragments':
-                    ws.send(iter(command[1]))
-                elif command[0] == '!ping':
-                    payload = ' '.join(command[1])
-                    pong = ws.ping(payload)
-                    gevent.spawn(lambda: pong.wait(TIMEOUT) and ws.send('pong ' + payload))
+                _answer(ws, message, gevent.spawn)
             except ConnectionClosed:
                 pass   # the client closed while we echoed
         if ws.close_code not in (None, 1006):
@@ -231,20 +228,24 @@ PEERS = [OurPeer, WebsocketsPeer, NodePeer, AiohttpPeer]
 FRAGMENTING_PEERS = [peer for peer in PEERS if peer.fragments]
 
 
+def _running(peer_class):
+    """A started ``peer_class`` server for the length of one test, always stopped."""
+    server = peer_class()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=PEERS, ids=lambda peer: peer.name)
 def peer(request):
-    server = request.param()
-    server.start()
-    yield server
-    server.stop()
+    yield from _running(request.param)
 
 
 @pytest.fixture(params=FRAGMENTING_PEERS, ids=lambda peer: peer.name)
 def fragmenting_peer(request):
-    server = request.param()
-    server.start()
-    yield server
-    server.stop()
+    yield from _running(request.param)
 
 
 @pytest.fixture(params=[None, True], ids=['plain', 'deflate'])
