@@ -1,7 +1,8 @@
 """``WebSocketHandler``: gevent.pywsgi's handler, plus WebSocket upgrades.
 
-A request that asks for ``Upgrade: websocket`` is validated (400 or 426 with a one-line reason
-when it is bad) and the app gets an un-accepted ``WebSocket`` in ``environ['wsgi.websocket']``.
+A request that asks for ``Upgrade: websocket`` is validated and its protocol family chosen
+from its headers alone (RFC 6455, or the hixie-75/76 drafts of geventws.legacy; 400 or 426
+with a one-line reason when it is bad), and the app gets an un-accepted ``WebSocket`` in ``environ['wsgi.websocket']``.
 The handshake is answered when the app first uses the socket (or sets a callback, or calls
 ``accept()``); an app that instead answers with a plain response (a 403, say) without touching
 the socket has that response sent, and nothing is upgraded. The connection then runs to its
@@ -124,15 +125,15 @@ class WebSocketHandler(WSGIHandler):
 
     def _accept(self, ws, request, protocols, headers):
         protocol = request.select_protocol(protocols)
+        extra = list(headers or ())
         if isinstance(request, handshake.HixieRequest):
-            self._send_upgrade(*request.response(protocol, extra=list(headers or ())))
+            self._send_upgrade(*request.response(protocol, extra=extra))
             conn = legacy.Connection(request.draft, self.max_message_size)
             extension_header = ''
         else:
             extension_header, extension = (
                 deflate.negotiate(request.extensions, self.compression) or ('', None))
-            response_headers = request.response_headers(protocol, extension_header,
-                                                         extra=list(headers or ()))
+            response_headers = request.response_headers(protocol, extension_header, extra=extra)
             self._send_upgrade(response_headers)
             conn = Connection(client=False, max_message_size=self.max_message_size,
                               extension=extension)
