@@ -21,7 +21,7 @@ gevent worker. Three more are applied here because gunicorn's pywsgi worker igno
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
-from .handler import WebSocketHandler
+from .handler import WebSocketHandler, request_headers_from_environ
 from .shutdown import OpenWebSockets
 
 
@@ -44,9 +44,9 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
 
     def log_request(self):
         if self.headers is None:
-            # An upgraded connection let its parsed headers go (memory): gunicorn's access
-            # log takes what it shows from the environ, but for %({name}i) atoms.
-            self.headers = {}
+            # An upgraded connection let its parsed header fields go (memory): the access
+            # log's %({name}i) atoms get them back from the environ.
+            self.headers = request_headers_from_environ(self.environ)
         super().log_request()
 
     def read_request(self, raw_requestline):

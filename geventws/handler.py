@@ -9,6 +9,7 @@ the socket has that response sent, and nothing is upgraded. The connection then 
 end inside this handler's greenlet: pywsgi closes the socket when ``handle()`` returns.
 Every other request is served exactly as gevent.pywsgi serves it.
 """
+import io
 import sys
 
 from gevent.pywsgi import WSGIHandler
@@ -76,18 +77,24 @@ class WebSocketHandler(WSGIHandler):
         if not handshake.is_websocket_upgrade(self.environ):
             return super().run_application()
         try:
-            request = handshake.validate_upgrade_request(self.environ)
-            if request.version == handshake.HIXIE_76:
-                request.key3 = self._read_hixie76_key3()
+            ws = self._websocket()
         except HandshakeError as exc:
             return self._reject(exc)
-        ws = WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
-                                                                  headers),
-                       environ=self.environ, version=WebSocketVersion(request.version),
-                       close_timeout=self.close_timeout)
         self.environ['wsgi.websocket'] = ws
         self.environ['wsgi.websocket_version'] = ws.version
         self._run_websocket_app(ws)
+
+    def _websocket(self):
+        """The un-accepted WebSocket of a valid upgrade request. (The request lives on in
+        its acceptor only, which the WebSocket drops once used: no frame of the
+        connection's life keeps it.)"""
+        request = handshake.validate_upgrade_request(self.environ)
+        if request.version == handshake.HIXIE_76:
+            request.key3 = self._read_hixie76_key3()
+        return WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
+                                                                    headers),
+                         environ=self.environ, version=WebSocketVersion(request.version),
+                         close_timeout=self.close_timeout)
 
     def _run_websocket_app(self, ws):
         result = None
@@ -138,6 +145,10 @@ class WebSocketHandler(WSGIHandler):
             conn = Connection(client=False, max_message_size=self.max_message_size,
                               extension=extension)
         ws._attach(self.socket, conn, protocol, extension_header, self._buffered_input())
+        # The parsed header fields (about 1 KiB) are let go for the connection's life: the
+        # environ keeps their values (HTTP_*), which is where a log finds them
+        # (request_headers_from_environ, geventws.gunicorn).
+        self.headers = None
         if self.registry is not None:
             self.registry.add(ws)
 
@@ -178,7 +189,7 @@ class WebSocketHandler(WSGIHandler):
         """Bytes that arrived after the request headers and sit in ``rfile``'s buffer; taken
         now, and ``rfile`` closed, so that its 8 KiB buffer is freed for the connection's
         life (the socket stays open; pywsgi sees a closed rfile and reads no next request).
-        The parsed headers stay: gunicorn's access log reads them after the connection."""
+        """
         sock, rfile = self.socket, self.rfile
         timeout = sock.gettimeout()
         sock.settimeout(0.0)
@@ -192,6 +203,11 @@ class WebSocketHandler(WSGIHandler):
         body = self.wsgi_input
         if not (body.content_length or body.chunked_input):   # else pywsgi reads it after
             rfile.close()
+            # The closed file objects (about 400 bytes) go too: a shared closed file
+            # stands in for them, and wsgi.input, which has no body to read, never reads it.
+            self.rfile = body.rfile = _CLOSED_FILE
+            if self.environ.get('wsgi.input') is rfile:   # pywsgi's for an upgrade
+                self.environ['wsgi.input'] = _CLOSED_FILE
         return data
 
     def _reject(self, exc):
@@ -204,6 +220,26 @@ class WebSocketHandler(WSGIHandler):
                                      ('Content-Length', str(len(body))),
                                      ('Connection', 'close')] + list(exc.headers))
         self.write(body)
+
+
+def _closed_file():
+    file = io.BytesIO()
+    file.close()
+    return file
+
+
+_CLOSED_FILE = _closed_file()
+
+
+def request_headers_from_environ(environ):
+    """The request's header fields as a dict, rebuilt from the environ (``HTTP_USER_AGENT``
+    gives ``User-Agent``) for an upgraded connection, whose parsed fields were let go."""
+    fields = {name[5:].replace('_', '-').title(): value for name, value in environ.items()
+              if name.startswith('HTTP_')}
+    for name in ('CONTENT_TYPE', 'CONTENT_LENGTH'):
+        if environ.get(name):
+            fields[name.replace('_', '-').title()] = environ[name]
+    return fields
 
 
 def _discard(data):

@@ -42,6 +42,10 @@ class Extension:
 class Connection:
     """The state of one WebSocket connection after its opening handshake."""
 
+    # Slots: every open connection has one of these (an idle one costs less, issue 3, S4).
+    __slots__ = ('client', 'max_message_size', 'extension', 'state', 'close_sent',
+                 'close_received', 'failure', '_reader', '_owed', '_fragment_opcode')
+
     def __init__(self, client=False, max_message_size=MAX_MESSAGE_SIZE, extension=None):
         self.client = client
         self.max_message_size = max_message_size
@@ -60,8 +64,14 @@ class Connection:
         """Events for ``data``, in order. After a close frame or a failure, nothing more."""
         if self.close_received is not None or self.failure is not None:
             return []
+        items = self._reader.feed(data)
+        for item in items:
+            if type(item) is not MessageEvent:
+                break
+        else:
+            return items   # the common case: whole messages only, nothing to decide
         events = []
-        for item in self._reader.feed(data):
+        for item in items:
             if type(item) is MessageEvent:
                 events.append(item)
                 continue

@@ -9,6 +9,7 @@ a read that did not fill the buffer wait for readability before reading again. A
 (TLS, a socket with a timeout) goes through gevent's own methods.
 """
 import gevent.socket
+from greenlet import getcurrent
 
 #: Buffers given to one ``sendmsg`` (Linux refuses more than 1024).
 IOV_MAX = 1024
@@ -28,13 +29,30 @@ def recv_into(sock, raw, buffer, wait_first):
     if raw is None or sock.timeout is not None:
         return sock.recv_into(buffer)
     if wait_first:
-        sock._wait(sock._read_event)
+        wait_readable(sock)
     while True:
         try:
             return raw.recv_into(buffer)
         except BlockingIOError:
             pass
-        sock._wait(sock._read_event)
+        wait_readable(sock)
+
+
+def wait_readable(sock):
+    """Park this greenlet until ``sock`` (a plain gevent socket with no timeout) is readable.
+
+    The socket's own io watcher switches straight back to this greenlet, without the
+    ``Waiter`` and the three Cython calls of gevent's ``sock._wait``: each message costs
+    fewer calls, and an idle connection's greenlet, parked here, keeps a saved C stack about
+    900 bytes smaller (issue 3, S4). A ``gevent.Timeout`` or a kill still arrives as an
+    exception from ``switch()``; a wake-up for another reason is harmless, as the caller
+    reads and waits again on EAGAIN."""
+    watcher = sock._read_event
+    watcher.start(getcurrent().switch)
+    try:
+        sock.hub.switch()
+    finally:
+        watcher.stop()
 
 
 def send_some(raw, buffers):
@@ -42,13 +60,7 @@ def send_some(raw, buffers):
     blocking; True when all of it went."""
     while buffers:
         try:
-            if len(buffers) > 1:
-                sent = raw.sendmsg(buffers[:IOV_MAX])
-            else:
-                sent = raw.send(buffers[0])
-                if sent == len(buffers[0]):   # the common case: one frame, all of it
-                    buffers.clear()
-                    return True
+            sent = raw.sendmsg(buffers[:IOV_MAX]) if len(buffers) > 1 else raw.send(buffers[0])
         except BlockingIOError:
             return False
         _consume(buffers, sent)
@@ -69,7 +81,16 @@ def _consume(buffers, sent):
 def send_all(sock, raw, buffers):
     """Write all of ``buffers`` (a list, consumed): the direct syscall while the kernel
     takes it, gevent's waiting only when it would block."""
-    if raw is not None and send_some(raw, buffers):
-        return
+    if raw is not None:
+        if len(buffers) == 1:   # the common case, one frame: no send_some call
+            try:
+                sent = raw.send(buffers[0])
+            except BlockingIOError:
+                sent = 0
+            if sent == len(buffers[0]):
+                return
+            _consume(buffers, sent)
+        if send_some(raw, buffers):
+            return
     for buf in buffers:
         sock.sendall(buf)

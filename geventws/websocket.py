@@ -45,7 +45,8 @@ _per_thread = get_original('threading', 'local')()   # per OS thread even when m
 
 def _read_buffer():
     """This thread's read buffer (a memoryview), shared by every connection its hub serves:
-    one greenlet runs at a time and parses what it read before it can yield."""
+    one greenlet runs at a time and parses what it read before it can yield. (``_read``
+    looks it up itself first: one call less per message.)"""
     try:
         return _per_thread.read_buffer
     except AttributeError:
@@ -111,6 +112,7 @@ class WebSocket:
         self._used = True
         if self.ready_state == CONNECTING:
             self._acceptor(self, protocols, headers)
+            self._acceptor = None   # its closure holds the handshake's request: let it go
 
     def _attach(self, sock, conn, protocol='', extensions='', buffered=b''):
         """Start the open connection on ``sock`` with protocol object ``conn``; ``buffered``
@@ -209,11 +211,9 @@ class WebSocket:
                 return None
 
     def __iter__(self):
-        while True:
-            message = self.receive()
-            if message is None:
-                return
-            yield message
+        """Messages until the connection is closed. A C iterator over ``receive`` rather
+        than a generator: no generator frame per connection, no resumption per message."""
+        return iter(self.receive, None)
 
     def run_forever(self):
         """Dispatch events to the ``on*`` callbacks until the connection is closed."""
@@ -309,7 +309,10 @@ class WebSocket:
         can switch greenlets; the protocol object gets a view of it and must copy what it
         keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
         connection)."""
-        buffer = _read_buffer()
+        try:
+            buffer = _per_thread.read_buffer
+        except AttributeError:
+            buffer = _read_buffer()
         try:
             size = recv_into(self._sock, self._raw, buffer, self._drained)
         except OSError:

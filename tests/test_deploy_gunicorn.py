@@ -66,6 +66,20 @@ def test_websocket_and_http_on_one_port(gunicorn, app):
     assert '"GET / HTTP/1.1" 200 ' in server.output()
 
 
+def test_access_log_shows_request_headers_of_an_upgraded_connection(gunicorn):
+    """An upgraded connection lets its parsed header fields go (memory per idle connection);
+    the access log's %({name}i) atoms still show them, taken from the environ."""
+    server = gunicorn('flask_app:app', '--access-logformat',
+                      '%(r)s %(s)s agent=%({user-agent}i)s origin=%({origin}i)s')
+    ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port,
+                    header=['User-Agent: geventws-test-agent/1.0'],
+                    origin='http://example.test')
+    assert_echoes(ws)
+    ws.close()
+    server.wait_for_output('GET /echo HTTP/1.1 101 agent=geventws-test-agent/1.0 '
+                           'origin=http://example.test')
+
+
 def test_flask_plain_route_declared_websocket(gunicorn):
     ws = ws_connect('ws://127.0.0.1:%d/plain' % gunicorn('flask_app:app').port)
     assert_echoes(ws)

@@ -1,4 +1,5 @@
-"""What an open connection keeps after its handshake (issue 3, S4): no 8 KiB read buffer.
+"""What an open connection keeps after its handshake (issue 3, S4): no 8 KiB read buffer,
+no request state it no longer needs, and a small saved C stack while it waits.
 
 pywsgi reads the request through ``rfile``, a BufferedReader with an 8 KiB buffer. After the
 upgrade the handler takes the bytes left in it and closes it, which frees the buffer; the
@@ -6,9 +7,12 @@ WebSocket then reads into the buffer shared by the thread. These tests check tha
 is gone and that nothing a pipelining client sent with its handshake is lost, whether those
 bytes sat in rfile's buffer, in the socket, or across both.
 """
+import socket
 import threading
 
+import gevent
 import pytest
+from greenlet import getcurrent
 
 from conftest import echo_app
 from geventws import WebSocketHandler
@@ -73,3 +77,70 @@ def test_an_upgrade_request_announcing_a_body_keeps_rfile_for_pywsgi(serve, head
     assert RfileWatcher.handled.wait(5)
     assert RfileWatcher.closed == [False]
     assert RfileWatcher.errors == []
+
+
+class KeptState(WebSocketHandler):
+    """Records what the handler and the WebSocket still hold once the upgrade is done, and
+    the connection's greenlet."""
+    kept = {}
+
+    def _accept(self, ws, *args):
+        super()._accept(ws, *args)
+        self.kept.update(headers=self.headers, rfile=self.rfile,
+                         wsgi_input=self.environ['wsgi.input'], greenlet=getcurrent())
+
+
+def acceptor_recording_echo(environ, start_response):
+    ws = environ['wsgi.websocket']
+    for message in ws:
+        KeptState.kept.update(acceptor=ws._acceptor, agent=environ.get('HTTP_USER_AGENT'))
+        ws.send(message)
+    return []
+
+
+def test_an_upgraded_connection_lets_go_of_the_request_state(serve):
+    """The parsed header fields, the socket's file objects and the handshake request (held
+    by the acceptor) are not kept for the connection's life; the environ still has the
+    headers."""
+    KeptState.kept = {}
+    client = RawClient(serve(acceptor_recording_echo, handler_class=KeptState).port)
+    try:
+        client.handshake(headers=upgrade_headers() + [('User-Agent', 'kept/1')])
+        client.send(frame(OP_TEXT, b'x'))
+        assert client.recv_message() == 'x'
+        client.send(close_frame(1000))
+        client.recv_close()
+    finally:
+        client.close()
+    kept = KeptState.kept
+    assert kept['headers'] is None
+    assert kept['rfile'].closed and kept['wsgi_input'] is kept['rfile']
+    assert not isinstance(getattr(kept['rfile'], 'raw', None), socket.SocketIO)
+    assert 'acceptor' in kept and kept['acceptor'] is None
+    assert kept['agent'] == 'kept/1'
+
+
+def _parked_stack_size():
+    """The C stack a greenlet saves when it parks itself as directly as gevent allows."""
+    parked = gevent.spawn(lambda: gevent.get_hub().switch())
+    gevent.sleep(0)
+    try:
+        return parked._stack_saved
+    finally:
+        parked.kill()
+
+
+def test_an_idle_connection_saves_a_small_c_stack(serve):
+    """An idle connection's greenlet waits on its socket's watcher directly and iterates
+    without a generator: its saved C stack (about 2.9 KiB against 1.9 KiB for a bare parked
+    greenlet here) was 1.8 KiB over the bare one through gevent's ``sock._wait``."""
+    KeptState.kept = {}
+    client = RawClient(serve(echo_app, handler_class=KeptState).port)
+    try:
+        client.handshake()
+        client.send(frame(OP_TEXT, b'x'))
+        assert client.recv_message() == 'x'   # the server then waits for the next read
+        idle = KeptState.kept['greenlet']._stack_saved
+    finally:
+        client.close()
+    assert 0 < idle - _parked_stack_size() < 1400
