@@ -61,6 +61,11 @@ def _utf8_error():
 class MessageReader:
     """Parses the frames of one connection's incoming byte stream (RFC 6455 5.2-5.6)."""
 
+    # Slots: every open connection has one (issue 3, S4, as for the compiled twin).
+    __slots__ = ('max_message_size', 'expect_masked', 'allow_rsv1', '_buf', '_dead',
+                 '_in_frame', '_opcode', '_fin', '_key', '_phase', '_remaining',
+                 '_msg_opcode', '_msg_compressed', '_msg_size', '_msg_parts', '_decoder')
+
     def __init__(self, max_message_size, expect_masked, allow_rsv1=False):
         self.max_message_size = max_message_size
         self.expect_masked = expect_masked
