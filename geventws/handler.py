@@ -38,6 +38,18 @@ class WebSocketVersion(str):
     __hash__ = str.__hash__
 
 
+_VERSIONS = {}
+
+
+def _version(version):
+    """The shared ``WebSocketVersion`` for ``version`` (one object per version, not one per
+    connection: an idle connection is smaller by one str)."""
+    try:
+        return _VERSIONS[version]
+    except KeyError:
+        return _VERSIONS.setdefault(version, WebSocketVersion(version))
+
+
 class WebSocketHandler(WSGIHandler):
     """Use as ``WSGIServer(addr, app, handler_class=WebSocketHandler)``; tune limits with
     ``handler_class=WebSocketHandler.configure(max_message_size=2**20)``."""
@@ -93,7 +105,7 @@ class WebSocketHandler(WSGIHandler):
             request.key3 = self._read_hixie76_key3()
         return WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
                                                                     headers),
-                         environ=self.environ, version=WebSocketVersion(request.version),
+                         environ=self.environ, version=_version(request.version),
                          close_timeout=self.close_timeout)
 
     def _run_websocket_app(self, ws):
