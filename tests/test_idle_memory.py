@@ -9,6 +9,7 @@ bytes sat in rfile's buffer, in the socket, or across both.
 """
 import socket
 import threading
+import time
 
 import gevent
 import pytest
@@ -139,8 +140,12 @@ def test_an_idle_connection_saves_a_small_c_stack(serve):
     try:
         client.handshake()
         client.send(frame(OP_TEXT, b'x'))
-        assert client.recv_message() == 'x'   # the server then waits for the next read
-        idle = KeptState.kept['greenlet']._stack_saved
+        assert client.recv_message() == 'x'   # the server then parks for the next read
+        parked = KeptState.kept['greenlet']
+        deadline = time.monotonic() + 5
+        while not parked._stack_saved and time.monotonic() < deadline:
+            time.sleep(0.001)   # (the server's thread may still be on its way to park)
+        idle = parked._stack_saved
     finally:
         client.close()
     assert 0 < idle - _parked_stack_size() < 1400
