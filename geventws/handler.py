@@ -20,6 +20,7 @@ from .forwarded import TrustedProxies
 from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
 from .requesthead import read_request_head
+from .sockio import raw_socket, send_all
 from .websocket import WebSocket
 
 
@@ -171,7 +172,8 @@ class WebSocketHandler(WSGIHandler):
         lines.extend('%s: %s\r\n' % header for header in headers)
         lines.append('\r\n')
         data = ''.join(lines).encode('latin-1') + body
-        self.socket.sendall(data)
+        sock = self.socket
+        send_all(sock, raw_socket(sock), [data])   # no getsockopt per answer, as sendall has
         self.status = status.encode('latin-1')
         self._orig_status = status
         self.code = int(status[:3])
