@@ -46,8 +46,12 @@ def wait_readable(sock):
     fewer calls, and an idle connection's greenlet, parked here, keeps a saved C stack about
     900 bytes smaller (issue 3, S4). A ``gevent.Timeout`` or a kill still arrives as an
     exception from ``switch()``; a wake-up for another reason is harmless, as the caller
-    reads and waits again on EAGAIN."""
+    reads and waits again on EAGAIN. Another greenlet already waiting on the socket gets
+    gevent's own answer (``ConcurrentObjectUseError``), not its wake-up taken away."""
     watcher = sock._read_event
+    if watcher.callback is not None:
+        sock._wait(watcher)   # raises: one greenlet waits on a socket at a time
+        return
     watcher.start(getcurrent().switch)
     try:
         sock.hub.switch()

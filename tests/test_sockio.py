@@ -1,4 +1,4 @@
-"""The write path: direct syscalls, corking of answers to a batch, TCP_NODELAY.
+"""The socket paths: direct syscalls, corking of answers to a batch, TCP_NODELAY, parking to read.
 
 A ``WebSocket`` runs over one end of a socket pair in this test's own hub; the other end is a
 plain blocking socket read without waiting, so a test sees exactly what was written before
@@ -13,7 +13,7 @@ import gevent.socket
 import pytest
 
 from geventws.protocol import Connection
-from geventws.sockio import IOV_MAX, send_all, send_some
+from geventws.sockio import IOV_MAX, send_all, send_some, wait_readable
 from geventws.websocket import WebSocket
 from test_protocol import frame
 from test_server import RawClient
@@ -149,3 +149,20 @@ def test_send_some_keeps_the_rest_of_one_large_buffer():
     assert bytes(buffers[0]) == data[sent_first:]
     ours.close()
     peer.close()
+
+
+def test_a_second_greenlet_waiting_to_read_is_refused_as_gevent_refuses_it():
+    """``wait_readable`` parks on the socket's watcher without gevent's ``sock._wait``; a
+    second waiter must still get gevent's error, not steal the first one's wake-up."""
+    ours, peer = gevent.socket.socketpair()
+    try:
+        first = gevent.spawn(wait_readable, ours)
+        gevent.sleep(0)   # the first greenlet is parked on the watcher
+        with gevent.Timeout(5), pytest.raises(gevent.exceptions.ConcurrentObjectUseError):
+            wait_readable(ours)
+        peer.sendall(b'x')
+        first.join(5)
+        assert first.dead and first.successful()   # and it was still woken up
+    finally:
+        ours.close()
+        peer.close()
