@@ -237,13 +237,9 @@ class WebSocketHandler(WSGIHandler):
         self.write(body)
 
 
-def _closed_file():
-    file = io.BytesIO()
-    file.close()
-    return file
-
-
-_CLOSED_FILE = _closed_file()
+#: What stands in for ``rfile`` once an upgrade took what it held (_buffered_input).
+_CLOSED_FILE = io.BytesIO()
+_CLOSED_FILE.close()
 
 
 def request_headers_from_environ(environ):
