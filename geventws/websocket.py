@@ -16,7 +16,6 @@ from collections import deque
 
 import gevent
 from gevent.event import Event
-from gevent.lock import Semaphore
 from gevent.monkey import get_original
 
 from .errors import ConnectionClosed, WebSocketError
@@ -24,6 +23,7 @@ from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEven
                      Pong)
 from .frames import CLOSE_ABNORMAL
 from .limits import CLOSE_TIMEOUT, READ_SIZE
+from .lock import Lock
 from .sockio import raw_socket, recv_into, send_all, send_some
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
@@ -99,8 +99,8 @@ class WebSocket:
         self._corked = None          # frames held back while more input waits (_write)
         self._conn = None
         self._queue = None           # a deque of events while there are any (_enqueue)
-        self._send_lock = Semaphore()
-        self._read_lock = Semaphore()
+        self._send_lock = Lock()
+        self._read_lock = Lock()
         self._over = False           # _terminate ran
         self._pings = None           # payload -> [Event] of pings awaiting their pong
 

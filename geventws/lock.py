@@ -1,0 +1,41 @@
+"""``Lock``: a mutex for greenlets that costs two slots until greenlets contend for it.
+
+Every open WebSocket has two locks (reading, sending), and nearly always only one greenlet
+uses each. A gevent ``Semaphore`` per lock costs about 150 bytes per connection whether or
+not anybody ever waits (issue 3, S4: memory per idle connection). This lock is a flag while
+uncontended; a ``Semaphore`` exists only while greenlets wait for it, and is dropped by the
+release that finds nobody waiting.
+"""
+from gevent.lock import Semaphore
+
+
+class Lock:
+    """``with lock:`` for the greenlets of one hub (those that may use the socket it
+    guards); ``locked()`` as gevent's ``Semaphore``."""
+
+    __slots__ = ('_held', '_waiting')
+
+    def __init__(self):
+        self._held = False
+        self._waiting = None   # a Semaphore(0) while greenlets wait for the lock
+
+    def locked(self):
+        return self._held
+
+    def __enter__(self):
+        if not self._held:
+            self._held = True
+            return
+        if self._waiting is None:
+            self._waiting = Semaphore(0)
+        # Handed over by a release (the lock stays held), or taken from a hand-over that a
+        # waiter killed meanwhile never used. A kill or timeout here leaves nothing behind.
+        self._waiting.acquire()
+
+    def __exit__(self, *exc_info):
+        waiting = self._waiting
+        if waiting is not None and waiting.linkcount():
+            waiting.release()   # to the next waiter; the lock stays held
+            return
+        self._held = False
+        self._waiting = None
