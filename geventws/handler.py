@@ -10,6 +10,7 @@ the socket has that response sent, and nothing is upgraded. The connection then 
 end inside this handler's greenlet: pywsgi closes the socket when ``handle()`` returns.
 Every other request is served exactly as gevent.pywsgi serves it.
 """
+import functools
 import io
 import sys
 
@@ -40,16 +41,9 @@ class WebSocketVersion(str):
     __hash__ = str.__hash__
 
 
-_VERSIONS = {}
-
-
-def _version(version):
-    """The shared ``WebSocketVersion`` for ``version`` (one object per version, not one per
-    connection: an idle connection is smaller by one str)."""
-    try:
-        return _VERSIONS[version]
-    except KeyError:
-        return _VERSIONS.setdefault(version, WebSocketVersion(version))
+#: The shared ``WebSocketVersion`` of a version: one object per version, not one per
+#: connection (an idle connection is smaller by one str).
+_version = functools.lru_cache(maxsize=None)(WebSocketVersion)
 
 
 class WebSocketHandler(WSGIHandler):

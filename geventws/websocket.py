@@ -45,8 +45,7 @@ _per_thread = get_original('threading', 'local')()   # per OS thread even when m
 
 def _read_buffer():
     """This thread's read buffer (a memoryview), shared by every connection its hub serves:
-    one greenlet runs at a time and parses what it read before it can yield. (``_read``
-    looks it up itself first: one call less per message.)"""
+    one greenlet runs at a time and parses what it read before it can yield."""
     try:
         return _per_thread.read_buffer
     except AttributeError:
@@ -309,10 +308,7 @@ class WebSocket:
         can switch greenlets; the protocol object gets a view of it and must copy what it
         keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
         connection)."""
-        try:
-            buffer = _per_thread.read_buffer
-        except AttributeError:
-            buffer = _read_buffer()
+        buffer = _read_buffer()
         try:
             size = recv_into(self._sock, self._raw, buffer, self._drained)
         except OSError:
