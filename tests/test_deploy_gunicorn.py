@@ -144,10 +144,11 @@ def test_wss_with_certfile_and_keyfile(gunicorn, tls_files):
 
 def test_open_websocket_outlives_the_worker_timeout(gunicorn):
     """``timeout`` is the workers' heartbeat: a WebSocket open longer than it does not get
-    its worker killed."""
-    server = gunicorn('flask_app:app', '--timeout', '1')
+    its worker killed. (gunicorn's gevent worker reports every second, so a timeout of 1 s
+    would race with the reports themselves: 3 s, and the WebSocket open for 4.5.)"""
+    server = gunicorn('flask_app:app', '--timeout', '3')
     ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
-    for i in range(6):
+    for i in range(9):
         ws.send('still here %d' % i)
         assert ws.recv() == 'still here %d' % i
         time.sleep(0.5)
