@@ -1,4 +1,5 @@
-"""Build script: compiles the Cython hot path in ext/ into geventws._speedups when it can.
+"""Build script: compiles the Cython hot path in ext/ into geventws._speedups and
+geventws._channel when it can.
 
 A machine without a C compiler (or without Cython) still gets a working, pure-Python install:
 the build failure is reported once and the package falls back to its pure-Python twin.
@@ -30,6 +31,10 @@ class OptionalBuildExt(build_ext):
         sys.stderr.write('WARNING: geventws speedups not built (%s); using pure Python\n' % exc)
 
 
+#: What ``_channel`` cimports from ``_speedups``, found by its module name under ext/.
+SHARED = 'ext/geventws/_speedups.pxd'
+
+
 def extensions():
     if os.environ.get('GEVENTWS_NO_EXTENSIONS'):
         return []
@@ -39,8 +44,11 @@ def extensions():
         sys.stderr.write('WARNING: Cython not installed; geventws speedups not built\n')
         return []
     return cythonize(
-        [Extension('geventws._speedups', ['ext/_speedups.pyx'],
+        [Extension('geventws._speedups', ['ext/_speedups.pyx'], depends=[SHARED],
+                   extra_compile_args=['-O3']),
+         Extension('geventws._channel', ['ext/_channel.pyx'], depends=[SHARED],
                    extra_compile_args=['-O3'])],
+        include_path=['ext'],
         compiler_directives={'language_level': '3', 'boundscheck': False,
                              'wraparound': False, 'cdivision': True},
     )

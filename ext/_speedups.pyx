@@ -301,32 +301,6 @@ cdef class MessageReader:
     (125 bytes) and the data message being received: an idle connection costs a few hundred
     bytes, never a read buffer."""
 
-    cdef readonly object max_message_size
-    cdef readonly bint expect_masked
-    cdef readonly bint allow_rsv1
-    cdef unsigned long long _max
-    cdef bint _dead
-    # A header split across calls.
-    cdef unsigned char _hdr[14]
-    cdef Py_ssize_t _hdr_len
-    # The frame being read: set once its header is complete.
-    cdef bint _in_frame
-    cdef bint _fin
-    cdef bint _masked
-    cdef int _opcode
-    cdef unsigned char _key[4]
-    cdef unsigned long long _remaining
-    cdef Py_ssize_t _phase            # payload bytes of this frame unmasked so far
-    cdef unsigned char _ctrl[125]
-    cdef Py_ssize_t _ctrl_len
-    # The data message being reassembled (opcode 0: none).
-    cdef int _msg_opcode
-    cdef bint _msg_compressed
-    cdef PyObject *_msg               # its bytes, our only reference; NULL while empty
-    cdef Py_ssize_t _msg_len
-    cdef Py_ssize_t _msg_cap
-    cdef int _utf8_state
-
     def __init__(self, max_message_size, expect_masked, allow_rsv1=False):
         self.max_message_size = max_message_size
         self.expect_masked = expect_masked
@@ -338,18 +312,22 @@ cdef class MessageReader:
 
     def feed(self, data):
         """Items for ``data`` (any bytes-like object, not kept), as reader.MessageReader."""
-        if self._dead:
-            return []
         cdef Py_buffer view
-        cdef list out = []
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            self._parse(<const unsigned char *>view.buf, view.len, out)
+            return self._feed(<const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef list _feed(self, const unsigned char *p, Py_ssize_t n):
+        cdef list out = []
+        if self._dead:
+            return out
+        try:
+            self._parse(p, n, out)
         except ProtocolError as exc:
             self._die()
             out.append(exc)
-        finally:
-            PyBuffer_Release(&view)
         return out
 
     cdef int _parse(self, const unsigned char *p, Py_ssize_t n, list out) except -1:

@@ -44,7 +44,7 @@ class Connection:
 
     # Slots: every open connection has one of these (an idle one costs less, issue 3, S4).
     __slots__ = ('client', 'max_message_size', 'extension', 'state', 'close_sent',
-                 'close_received', 'failure', '_reader', '_owed', '_fragment_opcode')
+                 'close_received', 'failure', 'reader', '_owed', '_fragment_opcode')
 
     def __init__(self, client=False, max_message_size=MAX_MESSAGE_SIZE, extension=None):
         self.client = client
@@ -54,8 +54,10 @@ class Connection:
         self.close_sent = None        # (code, reason) of the close frame we sent
         self.close_received = None    # (code, reason) of the peer's close frame
         self.failure = None           # the ProtocolError that failed the connection
-        self._reader = MessageReader(max_message_size, not client, extension is not None)
-        self._owed = []               # frames owed to the peer, for data_to_send()
+        #: Parses the incoming stream; ``receive_data`` feeds it, or the I/O layer does and
+        #: hands the items to ``events_for`` (geventws._channel reads into it directly).
+        self.reader = MessageReader(max_message_size, not client, extension is not None)
+        self._owed = None             # frames owed to the peer (a list while there are any)
         self._fragment_opcode = 0     # opcode of the message we are sending in fragments
 
     # -- incoming ---------------------------------------------------------------------------
@@ -64,7 +66,13 @@ class Connection:
         """Events for ``data``, in order. After a close frame or a failure, nothing more."""
         if self.close_received is not None or self.failure is not None:
             return []
-        items = self._reader.feed(data)
+        return self.events_for(self.reader.feed(data))
+
+    def events_for(self, items):
+        """Events for what ``reader.feed`` returned: whole messages pass as they are;
+        control frames, compressed messages and a broken stream are dealt with here."""
+        if self.close_received is not None or self.failure is not None:
+            return []
         for item in items:
             if type(item) is not MessageEvent:
                 break
@@ -91,6 +99,8 @@ class Connection:
     def _control_or_decoded(self, opcode, payload):
         if opcode == OP_PING:
             if self.close_sent is None:
+                if self._owed is None:
+                    self._owed = []
                 self._owed.extend(self._frame(OP_PONG, payload))
             return Ping(payload)
         if opcode == OP_PONG:
@@ -131,9 +141,10 @@ class Connection:
 
     def data_to_send(self):
         """Bytes the protocol owes the peer (pongs, close frames), and forgets them."""
-        if not self._owed:
+        owed = self._owed
+        if not owed:
             return b''
-        owed, self._owed = self._owed, []
+        self._owed = None
         return b''.join(owed)
 
     # -- outgoing ---------------------------------------------------------------------------

@@ -11,6 +11,9 @@ a read that did not fill the buffer wait for readability before reading again. A
 import gevent.socket
 from greenlet import getcurrent
 
+from .protocol import Connection
+from .speedups import Channel
+
 #: Buffers given to one ``sendmsg`` (Linux refuses more than 1024).
 IOV_MAX = 1024
 
@@ -21,6 +24,17 @@ def raw_socket(sock):
     if type(sock) is gevent.socket.socket:
         return sock._sock
     return None
+
+
+def open_channel(sock, raw, conn, buffer):
+    """The compiled ``Channel`` (geventws._channel) for RFC 6455 connection ``conn`` on
+    ``sock`` when it can serve it: a plain gevent socket (``raw`` is its OS-level socket)
+    with no timeout, and the speedups built. Else None, and the helpers below do the work.
+    ``buffer``: the thread's shared read buffer (a bytearray)."""
+    if (Channel is None or raw is None or sock.timeout is not None
+            or type(conn) is not Connection):
+        return None
+    return Channel(sock, raw, conn, buffer)
 
 
 def recv_into(sock, raw, buffer, wait_first):

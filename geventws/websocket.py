@@ -23,8 +23,8 @@ from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEven
                      Pong)
 from .frames import CLOSE_ABNORMAL
 from .limits import CLOSE_TIMEOUT, READ_SIZE
-from .lock import Lock
-from .sockio import raw_socket, recv_into, send_all, send_some
+from .speedups import Lock
+from .sockio import open_channel, raw_socket, recv_into, send_all, send_some
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
@@ -32,6 +32,12 @@ _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
 #: next read waits for readability first rather than paying an EAGAIN; after a longer one
 #: (a large message streaming in) the next read is tried at once.
 _SMALL_READ = 4096
+
+
+def _input_waits(queue):
+    """Whether received events wait in ``queue`` (a non-empty deque), not just the
+    ``OpenEvent`` that every connection starts with."""
+    return len(queue) > 1 or type(queue[0]) is not OpenEvent
 
 
 def _off_the_hub(func, *args):
@@ -73,6 +79,14 @@ class WebSocket:
 
     CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
 
+    # Slots: every open connection has one (issue 3, S4: memory per idle connection).
+    # ``__dict__`` keeps attributes of the app's own (``ws.user = ...``) possible.
+    __slots__ = ('_acceptor', 'environ', 'url', 'version', 'close_timeout', 'protocol',
+                 'extensions', 'ready_state', 'close_code', 'close_reason', '_onopen',
+                 '_onmessage', '_onerror', '_onclose', '_used', '_sock', '_raw', '_channel',
+                 '_drained', '_corked', '_conn', '_queue', '_send_lock', '_read_lock',
+                 '_over', '_pings', '__dict__', '__weakref__')
+
     onopen = _Callback()
     onmessage = _Callback()
     onerror = _Callback()
@@ -94,6 +108,7 @@ class WebSocket:
         self._used = False
         self._sock = None
         self._raw = None             # the OS-level socket under a plain gevent socket
+        self._channel = None         # the compiled reads and writes, when they apply
         self._drained = False        # the last read was short: wait before the next
         self._corked = None          # frames held back while more input waits (_write)
         self._conn = None
@@ -119,6 +134,7 @@ class WebSocket:
         self._sock = sock
         self._raw = raw_socket(sock)
         self._conn = conn
+        self._channel = open_channel(sock, self._raw, conn, _read_buffer().obj)
         self.protocol = protocol
         self.extensions = extensions
         extension = getattr(conn, 'extension', None)
@@ -161,6 +177,22 @@ class WebSocket:
         if isinstance(message, _NOT_FRAGMENTED):
             if binary is not None:
                 message = self._coerce(message, binary)
+            channel = self._channel
+            queue = self._queue
+            # The compiled write never waits, so it needs the send lock free, not taken;
+            # with input waiting, the answer is corked instead (_write).
+            if (channel is not None and not (queue and _input_waits(queue))
+                    and self._corked is None and not self._send_lock.locked()):
+                try:
+                    rest = channel.send(message)
+                except OSError as exc:
+                    self._lose_connection(exc)
+                if rest is None:
+                    return
+                if rest is not NotImplemented:   # the kernel took part of it
+                    with self._send_lock:
+                        self._send(rest)
+                    return
             with self._send_lock:
                 self._write(self._conn.send_message(message))
             return
@@ -199,6 +231,10 @@ class WebSocket:
         """The next message (``str`` or ``bytes``), or ``None`` once the connection is closed."""
         if self.ready_state == CONNECTING:
             self._ensure_open()
+        if self._queue is None and self._channel is not None:
+            event = self._read_message()
+            if event is not None:
+                return event.data
         while True:
             event = self._next_event()
             if event is None:
@@ -301,6 +337,25 @@ class WebSocket:
             return
         self._finish_closing(CLOSE_ABNORMAL, error.reason, False)
 
+    def _read_message(self):
+        """receive()'s short cut while nothing is queued: read, and return a lone message
+        at once rather than through the queue; anything else is queued (None)."""
+        with self._read_lock:
+            if self._queue is not None or self.ready_state != OPEN:
+                return None
+            try:
+                items = self._channel.read()
+            except OSError:
+                items = None   # a reset
+        if items is None:
+            self._terminate(CLOSE_ABNORMAL, '', False)
+        elif (len(items) == 1 and type(items[0]) is MessageEvent
+              and self._conn.close_received is None):
+            return items[0]
+        else:
+            self._handle_events(self._conn.events_for(items))
+        return None
+
     def _read(self):
         """One read from the socket and its consequences. The caller holds the read lock.
 
@@ -308,6 +363,17 @@ class WebSocket:
         can switch greenlets; the protocol object gets a view of it and must copy what it
         keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
         connection)."""
+        channel = self._channel
+        if channel is not None:   # the same, compiled
+            try:
+                items = channel.read()
+            except OSError:
+                items = None   # a reset
+            if items is None:
+                self._terminate(CLOSE_ABNORMAL, '', False)
+            else:
+                self._handle_events(self._conn.events_for(items))
+            return
         buffer = _read_buffer()
         try:
             size = recv_into(self._sock, self._raw, buffer, self._drained)
@@ -325,8 +391,10 @@ class WebSocket:
         self._handle_data(buffer[:size])
 
     def _handle_data(self, data):
+        self._handle_events(self._conn.receive_data(data))
+
+    def _handle_events(self, events):
         conn = self._conn
-        events = conn.receive_data(data)
         owed = conn.data_to_send()
         if owed:
             with self._send_lock:
@@ -395,7 +463,7 @@ class WebSocket:
             corked.extend(buffers)
             buffers = corked
         queue = self._queue
-        if queue and (len(queue) > 1 or type(queue[0]) is not OpenEvent):   # input waits
+        if queue and _input_waits(queue):
             if corked is None:
                 self._corked = buffers
                 gevent.get_hub().loop.run_callback(self._flush_soon)
@@ -408,8 +476,12 @@ class WebSocket:
         try:
             send_all(self._sock, self._raw, buffers)
         except OSError as exc:
-            self._terminate(CLOSE_ABNORMAL, str(exc), False)
-            raise ConnectionClosed(CLOSE_ABNORMAL, str(exc)) from None
+            self._lose_connection(exc)
+
+    def _lose_connection(self, exc):
+        """A write failed (``exc``): the connection is over."""
+        self._terminate(CLOSE_ABNORMAL, str(exc), False)
+        raise ConnectionClosed(CLOSE_ABNORMAL, str(exc)) from None
 
     def _write_quietly(self, data):
         try:
@@ -450,6 +522,7 @@ class WebSocket:
             return
         self.ready_state = CLOSED
         self._corked = None
+        self._channel = None   # its file descriptor is closed, and may be reused
         self.close_code = code
         self.close_reason = reason
         if self._sock is not None:   # None: a client that could not connect

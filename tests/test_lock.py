@@ -3,7 +3,7 @@ nothing left behind by waiters that give up."""
 import gevent
 import pytest
 
-from geventws.lock import Lock
+from geventws.speedups import Lock   # the compiled twin in the compiled run
 
 
 def test_uncontended_use_allocates_no_semaphore():
