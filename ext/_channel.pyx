@@ -6,10 +6,13 @@ calls: the wait, ``recv_into``, the reader, the protocol object, framing and ``s
 with its checks. With one greenlet per connection that was most of the server's user time
 for small messages (issue 3, S1). ``Channel`` does the same work in two calls:
 
-- ``read()`` waits for the socket (parking the greenlet on the socket's own io watcher, as
-  ``sockio.wait_readable``), reads with ``recv(2)`` into the thread's shared read buffer and
-  feeds the bytes to the connection's compiled ``MessageReader`` without a Python object in
-  between; it returns the reader's items for ``protocol.Connection.events_for``.
+- ``read()`` reads with ``recv(2)`` into the thread's shared read buffer and feeds the bytes
+  to the connection's compiled ``MessageReader`` without a Python object in between; it
+  returns the reader's items for ``protocol.Connection.events_for``, or False when the
+  caller must first wait for the socket (``sockio.wait_readable``). The wait stays in
+  Python on purpose: a greenlet parked from here would keep this call's C frames in its
+  saved C stack, about 350 bytes more per idle connection (issue 3, S4), for about 3% of
+  the CPU of a small round trip.
 - ``send(message)`` writes a whole data message of a server connection without an extension
   as one unmasked frame with one ``send(2)``/``sendmsg(2)``, built on the stack for small
   messages, and returns what the kernel did not take for the caller to write while waiting.
@@ -29,7 +32,6 @@ from libc.string cimport memcpy, memset
 from geventws._speedups cimport MessageReader, _write_header
 
 from gevent.lock import Semaphore
-from greenlet import getcurrent
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
@@ -67,23 +69,19 @@ cdef enum:
 
 cdef class Channel:
     """Reads and writes of one open RFC 6455 connection (``conn``, a
-    ``protocol.Connection``) on ``sock``, a plain gevent socket with no timeout whose
-    OS-level socket is ``raw``; ``buffer`` is the thread's shared read buffer (a
-    bytearray)."""
+    ``protocol.Connection``) on ``raw``, the OS-level socket under a plain gevent socket with
+    no timeout (non-blocking); ``buffer`` is the thread's shared read buffer (a bytearray)."""
 
     cdef int _fd
     cdef MessageReader _reader
-    cdef object _conn, _sock, _watcher, _hub, _buffer
+    cdef object _conn, _buffer
     cdef unsigned char *_buf
     cdef Py_ssize_t _cap
     cdef bint _drained
     cdef bint _sends
 
-    def __init__(self, sock, raw, conn, bytearray buffer):
+    def __init__(self, raw, conn, bytearray buffer):
         self._fd = raw.fileno()
-        self._sock = sock
-        self._watcher = sock._read_event
-        self._hub = sock.hub
         self._conn = conn
         self._reader = conn.reader
         self._buffer = buffer
@@ -95,19 +93,20 @@ cdef class Channel:
     # -- reading ----------------------------------------------------------------------------
 
     def read(self):
-        """The reader's items for the next bytes from the socket (waiting for them), an
-        empty list when they end no frame, None at the peer's TCP close; a reset raises
-        ``OSError``."""
+        """The reader's items for the bytes the socket holds (an empty list when they end
+        no frame); False when it holds none yet: wait for it (``sockio.wait_readable``) and
+        call again; None at the peer's TCP close. A reset raises ``OSError``."""
         cdef ssize_t n
+        if self._drained:   # the last read was short: the socket is most likely empty
+            self._drained = False
+            return False
         while True:
-            if self._drained:
-                self._wait()
             n = c_recv(self._fd, self._buf, self._cap, 0)
             if n >= 0:
                 break
             if errno == EAGAIN:
-                self._drained = True
-            elif errno == EINTR:
+                return False
+            if errno == EINTR:
                 PyErr_CheckSignals()   # PEP 475: run the handlers, then retry
             else:
                 PyErr_SetFromErrno(OSError)
@@ -115,19 +114,6 @@ cdef class Channel:
         if n == 0:
             return None
         return self._reader._feed(self._buf, n)
-
-    cdef int _wait(self) except -1:
-        """sockio.wait_readable, compiled: park on the socket's io watcher."""
-        watcher = self._watcher
-        if watcher.callback is not None:
-            self._sock._wait(watcher)   # raises: one greenlet waits on a socket at a time
-            return 0
-        watcher.start(getcurrent().switch)
-        try:
-            self._hub.switch()
-        finally:
-            watcher.stop()
-        return 0
 
     # -- writing ----------------------------------------------------------------------------
 

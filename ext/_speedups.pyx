@@ -297,9 +297,9 @@ def frame(int opcode, payload, bint fin=True, bint rsv1=False, mask_key=None):
 cdef class MessageReader:
     """Parses the frames of one connection's incoming byte stream (RFC 6455 5.2-5.6).
 
-    Between calls it holds at most a partial header (14 bytes), a control frame's payload
-    (125 bytes) and the data message being received: an idle connection costs a few hundred
-    bytes, never a read buffer."""
+    Between calls it holds at most a partial header (14 bytes), the payload of a control
+    frame that is still arriving and the data message being received: an idle connection
+    costs under 200 bytes, never a read buffer."""
 
     def __init__(self, max_message_size, expect_masked, allow_rsv1=False):
         self.max_message_size = max_message_size
@@ -309,6 +309,7 @@ cdef class MessageReader:
 
     def __dealloc__(self):
         Py_XDECREF(self._msg)
+        Py_XDECREF(self._ctrl)
 
     def feed(self, data):
         """Items for ``data`` (any bytes-like object, not kept), as reader.MessageReader."""
@@ -342,18 +343,24 @@ cdef class MessageReader:
                 take = <Py_ssize_t>self._remaining
             if self._opcode >= 8:
                 # RFC 6455 5.5: control frames are whole and small; they may arrive between
-                # the fragments of a message.
-                _copy_payload(self._ctrl + self._ctrl_len, p + pos, take, self._masked,
-                              self._key, self._phase)
-                self._ctrl_len += take
+                # the fragments of a message. Their payload is unmasked straight into its
+                # bytes, made when the frame starts to arrive (no buffer while idle).
+                if self._ctrl == NULL:
+                    self._ctrl = _new_bytes(NULL, <Py_ssize_t>self._remaining)
+                    if self._ctrl == NULL:
+                        raise MemoryError()
+                _copy_payload(<unsigned char *>_bytes_data(self._ctrl) + self._phase, p + pos,
+                              take, self._masked, self._key, self._phase)
                 self._phase += take
                 self._remaining -= take
                 pos += take
                 if self._remaining:
                     return 0
                 self._in_frame = False
-                out.append((self._opcode,
-                            PyBytes_FromStringAndSize(<char *>self._ctrl, self._ctrl_len)))
+                payload = <object>self._ctrl   # takes a reference: ours is dropped next
+                Py_XDECREF(self._ctrl)
+                self._ctrl = NULL
+                out.append((self._opcode, payload))
                 continue
             if self._fin and <unsigned long long>take == self._remaining and not self._msg_len:
                 # The whole message is in this input: no reassembly buffer.
@@ -436,9 +443,7 @@ cdef class MessageReader:
         self._fin = b0 & 0x80
         self._remaining = length
         self._phase = 0
-        if opcode >= 8:
-            self._ctrl_len = 0
-        elif opcode:
+        if 0 < opcode < 8:   # a data message starts (a control frame's bytes: _parse)
             self._msg_opcode = opcode
             self._msg_compressed = b0 & 0x40
             self._utf8_state = UTF8_ACCEPT

@@ -24,7 +24,7 @@ from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEven
 from .frames import CLOSE_ABNORMAL
 from .limits import CLOSE_TIMEOUT, READ_SIZE
 from .speedups import Lock
-from .sockio import open_channel, raw_socket, recv_into, send_all, send_some
+from .sockio import open_channel, raw_socket, recv_into, send_all, send_some, wait_readable
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
@@ -343,10 +343,7 @@ class WebSocket:
         with self._read_lock:
             if self._queue is not None or self.ready_state != OPEN:
                 return None
-            try:
-                items = self._channel.read()
-            except OSError:
-                items = None   # a reset
+            items = self._read_channel()
         if items is None:
             self._terminate(CLOSE_ABNORMAL, '', False)
         elif (len(items) == 1 and type(items[0]) is MessageEvent
@@ -363,12 +360,8 @@ class WebSocket:
         can switch greenlets; the protocol object gets a view of it and must copy what it
         keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
         connection)."""
-        channel = self._channel
-        if channel is not None:   # the same, compiled
-            try:
-                items = channel.read()
-            except OSError:
-                items = None   # a reset
+        if self._channel is not None:   # the same, compiled
+            items = self._read_channel()
             if items is None:
                 self._terminate(CLOSE_ABNORMAL, '', False)
             else:
@@ -389,6 +382,20 @@ class WebSocket:
                 self._terminate(CLOSE_ABNORMAL, '', False)
             return
         self._handle_data(buffer[:size])
+
+    def _read_channel(self):
+        """The compiled reader's items for the next bytes on the socket, waiting for them
+        here (parked in Python, an idle connection's greenlet keeps a smaller saved C stack
+        than parked from the extension); None once the peer closed or reset the connection."""
+        channel = self._channel
+        try:
+            items = channel.read()
+            while items is False:
+                wait_readable(self._sock)
+                items = channel.read()
+        except OSError:
+            return None   # a reset
+        return items
 
     def _handle_data(self, data):
         self._handle_events(self._conn.receive_data(data))

@@ -228,6 +228,21 @@ def test_input_buffer_is_not_kept(twin):
                                  ('message', 'bytes', bytes(range(200)))]
 
 
+@pytest.mark.parametrize('twin', TWINS, ids=['pure', 'compiled'])
+def test_control_frames_split_byte_by_byte_keep_their_own_payloads(twin):
+    """A control frame's payload arriving in pieces is gathered per frame: the payload
+    handed out for one frame is not the buffer the next one is gathered in."""
+    first, second = bytes(range(125)), b'\xff' * 125
+    stream = (encode_frame(0x89, first, b'abcd') + encode_frame(0x8A, b'', b'efgh') +
+              encode_frame(0x89, second, b'ijkl'))
+    r = twin(1000, True)
+    items = []
+    for i in range(len(stream)):
+        items += r.feed(stream[i:i + 1])
+    assert normalized(items) == [('frame', 9, 'bytes', first), ('frame', 10, 'bytes', b''),
+                                 ('frame', 9, 'bytes', second)]
+
+
 @pytest.mark.parametrize('size', [0, 1, 3, 4, 7, 8, 9, 31, 125, 4096, 65537])
 def test_masking_matches_a_reference(size):
     data = os.urandom(size)

@@ -20,8 +20,7 @@ cdef class MessageReader:
     cdef unsigned char _key[4]
     cdef unsigned long long _remaining
     cdef Py_ssize_t _phase            # payload bytes of this frame unmasked so far
-    cdef unsigned char _ctrl[125]
-    cdef Py_ssize_t _ctrl_len
+    cdef PyObject *_ctrl              # the control frame's payload while it arrives, or NULL
     # The data message being reassembled (opcode 0: none).
     cdef int _msg_opcode
     cdef bint _msg_compressed
