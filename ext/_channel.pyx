@@ -126,20 +126,16 @@ cdef class Channel:
         the caller then uses ``protocol.Connection.send_message``."""
         cdef Py_buffer view
         cdef object encoded
-        cdef const char *data
-        cdef Py_ssize_t size
-        cdef int opcode
         conn = self._conn
         if not self._sends or conn.close_sent is not None or conn._fragment_opcode:
             return NotImplemented
         if isinstance(message, str):
-            opcode = OP_TEXT
             PyUnicode_READY(message)
             if PyUnicode_IS_ASCII(message):   # its characters are its UTF-8
-                return self._send_frame(opcode, PyUnicode_ASCII_DATA(message),
+                return self._send_frame(OP_TEXT, PyUnicode_ASCII_DATA(message),
                                         PyUnicode_GET_LENGTH(message), message)
             encoded = message.encode('utf-8')
-            return self._send_frame(opcode, PyBytes_AS_STRING(encoded), len(encoded), encoded)
+            return self._send_frame(OP_TEXT, PyBytes_AS_STRING(encoded), len(encoded), encoded)
         PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
         try:
             return self._send_frame(OP_BINARY, <const char *>view.buf, view.len, message)

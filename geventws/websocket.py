@@ -344,12 +344,11 @@ class WebSocket:
             if self._queue is not None or self.ready_state != OPEN:
                 return None
             items = self._read_channel()
-        if items is None:
-            self._terminate(CLOSE_ABNORMAL, '', False)
-        elif (len(items) == 1 and type(items[0]) is MessageEvent
-              and self._conn.close_received is None):
-            return items[0]
-        else:
+            if items is None:
+                return None
+            if (len(items) == 1 and type(items[0]) is MessageEvent
+                    and self._conn.close_received is None):
+                return items[0]
             self._handle_events(self._conn.events_for(items))
         return None
 
@@ -362,9 +361,7 @@ class WebSocket:
         connection)."""
         if self._channel is not None:   # the same, compiled
             items = self._read_channel()
-            if items is None:
-                self._terminate(CLOSE_ABNORMAL, '', False)
-            else:
+            if items is not None:
                 self._handle_events(self._conn.events_for(items))
             return
         buffer = _read_buffer()
@@ -386,7 +383,8 @@ class WebSocket:
     def _read_channel(self):
         """The compiled reader's items for the next bytes on the socket, waiting for them
         here (parked in Python, an idle connection's greenlet keeps a smaller saved C stack
-        than parked from the extension); None once the peer closed or reset the connection."""
+        than parked from the extension); None once the peer closed or reset the connection,
+        which ends it (RFC 6455 7.1.5: abnormally). The caller holds the read lock."""
         channel = self._channel
         try:
             items = channel.read()
@@ -394,7 +392,9 @@ class WebSocket:
                 wait_readable(self._sock)
                 items = channel.read()
         except OSError:
-            return None   # a reset
+            items = None   # a reset
+        if items is None:
+            self._terminate(CLOSE_ABNORMAL, '', False)
         return items
 
     def _handle_data(self, data):
