@@ -46,4 +46,4 @@ bench: build $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build geventws/*.so ext/*.c tests/node/node_modules
+	rm -rf $(VENV) build geventws/*.so geventws/*.c ext/*.c tests/node/node_modules

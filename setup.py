@@ -33,6 +33,8 @@ class OptionalBuildExt(build_ext):
 
 #: What ``_channel`` cimports from ``_speedups``, found by its module name under ext/.
 SHARED = 'ext/geventws/_speedups.pxd'
+#: The C types of the compiled ``geventws/lock.py``.
+LOCK_TYPES = 'ext/geventws/_lock.pxd'
 
 
 def extensions():
@@ -47,6 +49,9 @@ def extensions():
         [Extension('geventws._speedups', ['ext/_speedups.pyx'], depends=[SHARED],
                    extra_compile_args=['-O3']),
          Extension('geventws._channel', ['ext/_channel.pyx'], depends=[SHARED],
+                   extra_compile_args=['-O3']),
+         # lock.py itself, typed by ext/geventws/_lock.pxd (Cython's pure-Python mode).
+         Extension('geventws._lock', ['geventws/lock.py'], depends=[LOCK_TYPES],
                    extra_compile_args=['-O3'])],
         include_path=['ext'],
         compiler_directives={'language_level': '3', 'boundscheck': False,

@@ -31,7 +31,6 @@ from libc.string cimport memcpy, memset
 
 from geventws._speedups cimport MessageReader, _write_header
 
-from gevent.lock import Semaphore
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
@@ -190,32 +189,3 @@ cdef class Channel:
             else:
                 PyErr_SetFromErrno(OSError)
 
-
-cdef class Lock:
-    """``geventws.lock.Lock``, compiled: the same flag and the same ``Semaphore`` while
-    greenlets wait, with ``with`` and ``locked()`` costing no Python frame (every message
-    takes the read lock, and checks the send lock)."""
-
-    cdef bint _held
-    cdef readonly object _waiting   # a Semaphore(0) while greenlets wait for the lock
-
-    def locked(self):
-        return self._held
-
-    def __enter__(self):
-        if not self._held:
-            self._held = True
-            return
-        if self._waiting is None:
-            self._waiting = Semaphore(0)
-        # Handed over by a release (the lock stays held), or taken from a hand-over that a
-        # waiter killed meanwhile never used. A kill or timeout here leaves nothing behind.
-        self._waiting.acquire()
-
-    def __exit__(self, exc_type, exc, traceback):
-        waiting = self._waiting
-        if waiting is not None and waiting.linkcount():
-            waiting.release()   # to the next waiter; the lock stays held
-            return
-        self._held = False
-        self._waiting = None

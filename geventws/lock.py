@@ -4,7 +4,8 @@ Every open WebSocket has two locks (reading, sending), and nearly always only on
 uses each. A gevent ``Semaphore`` per lock costs about 150 bytes per connection whether or
 not anybody ever waits (issue 3, S4: memory per idle connection). This lock is a flag while
 uncontended; a ``Semaphore`` exists only while greenlets wait for it, and is dropped by the
-release that finds nobody waiting.
+release that finds nobody waiting. With the speedups built, this same source is also compiled
+as ``geventws._lock`` (typed by ``ext/geventws/_lock.pxd``), and that is the one in use.
 """
 from gevent.lock import Semaphore
 

@@ -1,6 +1,6 @@
-"""Chooses the hot path: the compiled ``geventws._speedups`` (the parser and framing) and
-``geventws._channel`` (the I/O of plain TCP connections, and the locks), or their pure-Python
-twins.
+"""Chooses the hot path: the compiled ``geventws._speedups`` (the parser and framing),
+``geventws._channel`` (the I/O of plain TCP connections) and ``geventws._lock`` (lock.py
+compiled), or their pure-Python twins.
 
 ``GEVENTWS_NO_EXTENSIONS=1`` forces the pure-Python twin (CI runs the whole suite both ways).
 When the extension was not built, one warning says so at import and everything still works.
@@ -11,8 +11,16 @@ import warnings
 
 from . import frames, lock, reader
 
+def _optional(name):
+    """Module ``name``, or None when it was not built."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
 _forced_pure = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
-_compiled = _channel = None
+_compiled = _channel = _lock = None
 if not _forced_pure:
     try:
         # import_module, not ``from . import``: while the package is still importing, the
@@ -25,10 +33,9 @@ if not _forced_pure:
                       'GEVENTWS_NO_EXTENSIONS=1 to choose pure Python and silence this '
                       'warning.' % exc, RuntimeWarning, stacklevel=2)
     else:
-        try:   # POSIX sockets only: elsewhere the parser is compiled, the I/O is Python
-            _channel = importlib.import_module('geventws._channel')
-        except ImportError:
-            pass
+        # Built with it; _channel on POSIX only (elsewhere the I/O stays Python).
+        _channel = _optional('geventws._channel')
+        _lock = _optional('geventws._lock')
 
 if _compiled is not None:
     MessageReader = _compiled.MessageReader
@@ -39,12 +46,8 @@ else:
     mask = frames.mask
     frame = frames.frame
 
-if _channel is not None:
-    Channel = _channel.Channel
-    Lock = _channel.Lock
-else:
-    Channel = None   # the I/O layer's Python path does its work (geventws.sockio)
-    Lock = lock.Lock
+Channel = None if _channel is None else _channel.Channel   # None: geventws.sockio's path
+Lock = lock.Lock if _lock is None else _lock.Lock
 
 
 def speedups_enabled():

@@ -3,7 +3,18 @@ nothing left behind by waiters that give up."""
 import gevent
 import pytest
 
-from geventws.speedups import Lock   # the compiled twin in the compiled run
+import geventws
+from geventws import lock as lock_py
+from geventws.speedups import Lock   # lock.py compiled (geventws._lock) in the compiled run
+
+
+def test_the_compiled_run_uses_lock_py_compiled_as_a_c_type():
+    if not geventws.speedups_enabled():
+        assert Lock is lock_py.Lock
+        return
+    assert Lock.__module__ == 'geventws._lock'
+    with pytest.raises(AttributeError):
+        Lock()._held   # a C field (ext/geventws/_lock.pxd), not a Python slot
 
 
 def test_uncontended_use_allocates_no_semaphore():
