@@ -14,14 +14,15 @@ import functools
 import io
 import sys
 
-from gevent.pywsgi import WSGIHandler
+from gevent import pywsgi
+from gevent.pywsgi import Input, WSGIHandler, unquote_latin1
 
 from . import deflate, handshake, legacy
 from .errors import ConnectionClosed, HandshakeError
 from .forwarded import TrustedProxies
 from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
-from .requesthead import read_request_head
+from .requesthead import plain_upgrade_head, read_request_head
 from .sockio import raw_socket, send_all
 from .websocket import WebSocket
 
@@ -75,7 +76,12 @@ class WebSocketHandler(WSGIHandler):
     MessageClass = staticmethod(read_request_head)
 
     def __init__(self, sock, address, server, rfile=None):
+        # No file object yet: the first read decides whether pywsgi's reading is needed
+        # (read_requestline).
+        if rfile is None and self._reads_plain_heads:
+            rfile = _UNREAD
         super().__init__(sock, address, server, rfile)
+        self._head = None
         # Every attribute a request will set, set now, in one order. CPython (3.11 and later)
         # keeps a class's instance attributes in one shared key table only for the names
         # its first few instances set; a name first set later gives every handler from then
@@ -86,6 +92,16 @@ class WebSocketHandler(WSGIHandler):
         cls = type(self)
         for name in _REQUEST_ATTRIBUTES:
             setattr(self, name, getattr(cls, name))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The shortcuts below stand in for pywsgi's own methods, so they are taken only
+        # where pywsgi's are what they replace: not when a class that comes after this one
+        # in a subclass's MRO (another WSGIHandler subclass mixed in) has its own.
+        cls._reads_plain_heads = all(_after_websockethandler(cls, name) is getattr(
+            WSGIHandler, name) for name in ('read_requestline', 'read_request'))
+        cls._builds_plain_environ = (_after_websockethandler(cls, 'get_environ')
+                                     is WSGIHandler.get_environ)
 
     @classmethod
     def configure(cls, **options):
@@ -98,11 +114,79 @@ class WebSocketHandler(WSGIHandler):
             options['forwarded_allow_ips'] = TrustedProxies(options['forwarded_allow_ips'])
         return type(cls.__name__, (cls,), dict(options))
 
+    # -- the first request ---------------------------------------------------------------
+    # A connection's first request is most often a WebSocket upgrade, whose whole head
+    # comes in one read. Such a head (requesthead.plain_upgrade_head) is parsed in one pass
+    # from those bytes, with no file object; pywsgi's request loop runs as ever, with its
+    # hooks (a subclass's read_requestline, read_request and get_environ still wrap these),
+    # only the reading and parsing under them are shorter. Any other first request (plain
+    # HTTP, a head cut in pieces, anything unusual) is read by pywsgi from a file object
+    # that first gives back the bytes already taken. (Issue 3, S5: pywsgi's reading and
+    # environ cost about a quarter of a handshake's server CPU.)
+
+    def read_requestline(self):
+        if self.rfile is not _UNREAD:
+            return super().read_requestline()
+        data = self.socket.recv(io.DEFAULT_BUFFER_SIZE)   # as much as pywsgi's first read
+        if not data:
+            return ''   # closed before a request: pywsgi ends the connection
+        head = plain_upgrade_head(data)
+        if head is None:
+            self.rfile = io.BufferedReader(_Replay(data, self.socket))
+            return super().read_requestline()
+        self._head = head
+        # What pywsgi's input for an upgrade request reads: nothing (the request has no
+        # body, and what follows its head is the WebSocket's).
+        self.rfile = io.BytesIO()
+        return head.requestline
+
+    def read_request(self, raw_requestline):
+        head = self._head
+        if head is None:
+            return super().read_request(raw_requestline)
+        self.requestline = raw_requestline.rstrip()
+        self.command, self.path, self.request_version = self.requestline.split()
+        self.headers = head.message
+        self.content_length = None
+        self.close_connection = self.headers.get('Connection', '').lower() == 'close'
+        return True
+
     def get_environ(self):
-        environ = super().get_environ()
+        head = self._head
+        if head is not None and self._builds_plain_environ:
+            environ = self._environ_of(head)
+        else:
+            environ = super().get_environ()
         if self.forwarded_allow_ips is not None:
             self.forwarded_allow_ips.apply(environ, self.client_address)
         return environ
+
+    def _environ_of(self, head):
+        """What pywsgi's ``get_environ`` makes of a ``PlainHead``, in the same order."""
+        environ = self.server.get_environ()
+        environ['REQUEST_METHOD'] = self.command
+        environ['SCRIPT_NAME'] = ''
+        path, _, query = self.path.partition('?')
+        environ['PATH_INFO'] = unquote_latin1(path)
+        environ['QUERY_STRING'] = query
+        environ['SERVER_PROTOCOL'] = self.request_version
+        client_address = self.client_address
+        if isinstance(client_address, tuple):
+            environ['REMOTE_ADDR'] = str(client_address[0])
+            environ['REMOTE_PORT'] = str(client_address[1])
+        for key, value in head.environ.items():
+            if key in environ:
+                environ[key] += ('; ' if 'COOKIE' in key else ',') + value
+            else:
+                environ[key] = value
+        self.wsgi_input = _NO_BODY
+        environ['wsgi.input'] = self.rfile
+        environ['wsgi.input_terminated'] = False
+        return environ
+
+    def log_request(self):
+        if type(self.server.log) is not _NOOP_LOG:   # log=None: no line to format
+            super().log_request()
 
     def run_application(self):
         if not handshake.is_websocket_upgrade(self.environ):
@@ -218,20 +302,25 @@ class WebSocketHandler(WSGIHandler):
         return key3
 
     def _buffered_input(self):
-        """Bytes that arrived after the request headers and sit in ``rfile``'s buffer; taken
-        now, and ``rfile`` closed, so that its 8 KiB buffer is freed for the connection's
-        life (the socket stays open; pywsgi sees a closed rfile and reads no next request).
-        """
-        sock, rfile = self.socket, self.rfile
-        timeout = sock.gettimeout()
-        sock.settimeout(0.0)
-        try:
-            data = rfile.peek(65536)
-            rfile.read(len(data))
-        except OSError:
-            data = b''
-        finally:
-            sock.settimeout(timeout)
+        """Bytes that arrived after the request headers: those the first read took with a
+        plain head, or those in ``rfile``'s buffer. Taken now, and ``rfile`` closed, so that
+        its 8 KiB buffer is freed for the connection's life (the socket stays open; pywsgi
+        sees a closed rfile and reads no next request)."""
+        rfile, head = self.rfile, self._head
+        if head is not None:
+            self._head = None
+            data = head.rest
+        else:
+            sock = self.socket
+            timeout = sock.gettimeout()
+            sock.settimeout(0.0)
+            try:
+                data = rfile.peek(65536)
+                rfile.read(len(data))
+            except OSError:
+                data = b''
+            finally:
+                sock.settimeout(timeout)
         body = self.wsgi_input
         if not (body.content_length or body.chunked_input):   # else pywsgi reads it after
             rfile.close()
@@ -254,9 +343,53 @@ class WebSocketHandler(WSGIHandler):
         self.write(body)
 
 
+WebSocketHandler._reads_plain_heads = WebSocketHandler._builds_plain_environ = True
+
+
+def _after_websockethandler(cls, name):
+    """The method ``name`` that a ``super()`` call in WebSocketHandler reaches for ``cls``."""
+    mro = cls.__mro__
+    for klass in mro[mro.index(WebSocketHandler) + 1:]:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
 #: What stands in for ``rfile`` once an upgrade took what it held (_buffered_input).
 _CLOSED_FILE = io.BytesIO()
 _CLOSED_FILE.close()
+
+#: ``rfile`` until the connection's first read (read_requestline): pywsgi only asks it
+#: whether it is closed.
+_UNREAD = io.BytesIO()
+
+#: The class of the log of a server made with ``log=None`` (a private name of pywsgi's).
+_NOOP_LOG = getattr(pywsgi, '_NoopLog', None)
+
+#: The ``wsgi_input`` of a plain upgrade request: no body, nothing to discard.
+_NO_BODY = Input(_CLOSED_FILE, None)
+
+
+class _Replay(io.RawIOBase):
+    """The raw reader under ``rfile`` when pywsgi reads the first request after all: the
+    bytes the first read took, then the socket."""
+
+    def __init__(self, data, sock):
+        super().__init__()
+        self._data = data
+        self._socket = sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._data
+        if not data:
+            return self._socket.recv_into(buffer)
+        size = min(len(buffer), len(data))
+        buffer[:size] = data[:size]
+        self._data = data[size:]
+        return size
 
 
 def request_headers_from_environ(environ):

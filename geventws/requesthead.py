@@ -1,4 +1,4 @@
-"""The header fields of a request, read the way gevent.pywsgi reads them, only faster.
+"""The head of a request, read the way gevent.pywsgi reads it, only faster.
 
 pywsgi builds ``handler.headers`` with ``http.client.parse_headers``: it reads the header
 lines, then hands them to the email package's generic RFC 5322 parser, which costs about a
@@ -8,6 +8,10 @@ would have built (``gevent.pywsgi.OldMessage``, fields in order, names as sent, 
 email parser leaves them). A head with anything else in it (a folded line, a line without a
 colon, a bare CR, a name with a space, a head cut short by EOF) goes to the email parser as
 before, so what an app sees never depends on which path read the head.
+
+``plain_upgrade_head`` goes one step further for the commonest first request of a connection,
+a WebSocket upgrade: it takes the whole head from the bytes of one read and makes from it, in
+one pass, what pywsgi's request parsing and ``get_environ`` would make of it.
 """
 import re
 from email.parser import Parser
@@ -15,6 +19,7 @@ from http.client import HTTPException, LineTooLong
 
 from gevent.pywsgi import OldMessage
 
+from .handshake import is_websocket_upgrade
 from .limits import MAX_HEADER_LINE, MAX_HEADER_LINES
 
 # A field name is the characters the email parser accepts before the colon (visible ASCII
@@ -25,6 +30,9 @@ from .limits import MAX_HEADER_LINE, MAX_HEADER_LINES
 _PLAIN_FIELDS = re.compile(r'(?:[!-9;-~]+:.*\r\n)*')
 _FIELD = re.compile(r'([!-9;-~]+):[ \t]*(.*)\r\n')
 _BLANK_LINES = (b'\r\n', b'\n')
+#: Fields of a request with a body (or of one that waits to send it): pywsgi's own reading
+#: handles those (plain_upgrade_head).
+_BODY_FIELDS = frozenset(('content-length', 'content-type', 'transfer-encoding', 'expect'))
 
 
 def read_request_head(rfile, *_seekable):
@@ -59,3 +67,61 @@ def _read_lines(rfile):
             raise HTTPException('got more than %d headers' % MAX_HEADER_LINES)
         if line in _BLANK_LINES or not line:
             return lines
+
+
+class PlainHead:
+    """A ``GET ... HTTP/1.1`` request head, complete and plain (in the sense above), as
+    pywsgi would have read it: ``requestline`` as ``read_requestline`` returns it, the
+    ``message`` (an ``OldMessage``), the header part of the WSGI environ in pywsgi's order
+    and spelling (``HTTP_*``, repeated fields joined), and the bytes that followed the head
+    in the same read (early frames of a pipelining WebSocket client)."""
+
+    __slots__ = ('requestline', 'message', 'environ', 'rest')
+
+    def __init__(self, requestline, message, environ, rest):
+        self.requestline = requestline
+        self.message = message
+        self.environ = environ
+        self.rest = rest
+
+
+def plain_upgrade_head(data):
+    """The ``PlainHead`` at the start of ``data``, the first bytes read from a connection,
+    or None when pywsgi's own reading must see them: the head is not complete in ``data``,
+    not a plain GET over HTTP/1.1, announces a body, or is no upgrade to RFC 6455 (the
+    Sec-WebSocket-Key or -Version field, and ``websocket`` among the Upgrade tokens).
+    """
+    end = data.find(b'\r\n\r\n')
+    line_end = data.find(b'\n')
+    if end < 0 or not data.startswith(b'GET ') or data[line_end - 1] != 13:   # CR
+        return None
+    requestline = data[:line_end + 1].decode('latin-1')
+    words = requestline.split()
+    if len(words) != 3 or words[2] != 'HTTP/1.1' or '\r' in requestline[:-2]:
+        return None
+    fields = data[line_end + 1:end + 2].decode('latin-1')
+    if not _PLAIN_FIELDS.fullmatch(fields) or fields.count('\r') != fields.count('\n'):
+        return None
+    found = _FIELD.findall(fields)
+    if len(found) >= MAX_HEADER_LINES:
+        return None   # pywsgi answers 400
+    environ = {}
+    for name, value in found:
+        if name.lower() in _BODY_FIELDS:
+            return None
+        if '_' in name:
+            continue   # pywsgi drops such fields from the environ
+        # pywsgi: 'HTTP_' + the name, and the value as it comes out of '%s: %s\r\n', stripped
+        key = 'HTTP_' + name.replace('-', '_').upper()
+        value = value.strip()
+        if key in environ:
+            environ[key] += ('; ' if 'COOKIE' in key else ',') + value
+        else:
+            environ[key] = value
+    if (not is_websocket_upgrade(environ) or
+            ('HTTP_SEC_WEBSOCKET_KEY' not in environ and
+             'HTTP_SEC_WEBSOCKET_VERSION' not in environ)):
+        return None
+    message = OldMessage()
+    message._headers = found
+    return PlainHead(requestline, message, environ, data[end + 4:])

@@ -1,0 +1,201 @@
+"""A connection's first request: a plain RFC 6455 upgrade head is parsed from the first read
+(requesthead.plain_upgrade_head) and must give the app exactly what pywsgi's own reading
+gives; everything else is read by pywsgi, with nothing lost of what the first read took."""
+import io
+import socket
+import time
+
+import pytest
+from gevent.pywsgi import WSGIHandler
+
+from conftest import echo_app
+from geventws import WebSocketHandler, handler as handler_module
+from geventws.frames import OP_TEXT
+from geventws.requesthead import plain_upgrade_head
+from test_protocol import frame
+from test_requesthead import BROWSER_UPGRADE, _without_date
+from test_server import TIMEOUT, RawClient, upgrade_headers
+
+KEY = b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+UPGRADE = b'Host: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+PLAIN = b'GET / HTTP/1.1\r\n' + UPGRADE + KEY + b'Sec-WebSocket-Version: 13\r\n\r\n'
+
+
+@pytest.mark.parametrize('data', [
+    PLAIN,
+    PLAIN + frame(OP_TEXT, b'early'),
+    b'GET /a%20b?x=1 HTTP/1.1\r\n' + BROWSER_UPGRADE,
+    b'GET / HTTP/1.1\r\n' + UPGRADE + KEY + b'\r\n',                       # no version: 426
+    b'GET / HTTP/1.1\r\nUpgrade: h2c, WebSocket\r\nSec-WebSocket-Version: 99\r\n\r\n',
+    b'GET  /x\tHTTP/1.1\r\n' + UPGRADE + KEY + b'\r\n',                    # odd spacing
+    b'GET / HTTP/1.1\r\n' + UPGRADE + KEY + b'X_Under: 1\r\nCookie: a\r\ncookie: b\r\n\r\n',
+])
+def test_plain_upgrade_heads_are_taken(data):
+    head = plain_upgrade_head(data)
+    assert head is not None
+    assert data.startswith(head.requestline.encode('latin-1'))
+    assert head.rest == data[data.index(b'\r\n\r\n') + 4:]
+
+
+@pytest.mark.parametrize('data', [
+    b'',
+    PLAIN[:-2],                                                          # not complete
+    PLAIN.replace(b'HTTP/1.1', b'HTTP/1.0'),
+    PLAIN.replace(b'GET', b'POST'),
+    b'GET / HTTP/1.1 extra\r\n' + UPGRADE + KEY + b'\r\n',
+    b'GET / HTTP/1.1\r\n' + KEY + b'Host: h\r\n\r\n',                     # plain HTTP
+    b'GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',   # hixie-75
+    b'GET / HTTP/1.1\r\n' + UPGRADE + b'Sec-WebSocket-Key1: 1 2\r\n\r\n',  # hixie-76
+    PLAIN.replace(b'\r\n\r\n', b'\r\nContent-Length: 0\r\n\r\n'),
+    PLAIN.replace(b'\r\n\r\n', b'\r\nTransfer-Encoding: chunked\r\n\r\n'),
+    PLAIN.replace(b'\r\n\r\n', b'\r\nExpect: 100-continue\r\n\r\n'),
+    PLAIN.replace(b'\r\n\r\n', b'\r\ncontent-type: text/plain\r\n\r\n'),
+    PLAIN.replace(b'Host: h\r\n', b'Host: h\r\n folded\r\n'),
+    PLAIN.replace(b'Host: h\r\n', b'Host: h\rX: y\r\n'),                  # bare CR
+    PLAIN.replace(b'Host: h\r\n', b'Host : h\r\n'),
+    PLAIN.replace(b'GET / HTTP/1.1\r\n', b'GET / HTTP/1.1\n'),
+    PLAIN.replace(b'GET / HTTP/1.1\r\n', b'GET /\r HTTP/1.1\r\n'),
+    PLAIN.replace(b'\r\n\r\n', b'\r\n' + b'X: y\r\n' * 95 + b'\r\n'),     # 100 fields: 400
+])
+def test_other_first_requests_are_left_to_pywsgi(data):
+    assert plain_upgrade_head(data) is None
+
+
+def test_ninety_nine_fields_are_still_plain():
+    assert plain_upgrade_head(PLAIN.replace(b'\r\n\r\n', b'\r\n' + b'X: y\r\n' * 94 + b'\r\n'))
+
+
+class Recording(WebSocketHandler):
+    """Adds to the environ what the handler itself holds after reading the request."""
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ['test.handler'] = repr((self.requestline, self.command, self.path,
+                                        self.request_version, self.headers.items(),
+                                        self.content_length, self.close_connection))
+        return environ
+
+
+class PywsgiReading(Recording):
+    """Reads every request with pywsgi's own file object (an ``rfile`` given)."""
+
+    def __init__(self, sock, address, server, rfile=None):
+        super().__init__(sock, address, server, sock.makefile('rb', -1))
+
+
+def _environ_page(environ, start_response):
+    """Refuses the upgrade with a page of the environ's text values."""
+    seen = sorted((key, value) for key, value in environ.items()
+                  if isinstance(value, str) and key not in ('REMOTE_PORT', 'SERVER_PORT'))
+    body = repr((seen, environ['wsgi.input_terminated'],
+                 getattr(environ['wsgi.input'], 'closed', None)))
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+
+
+def _exchange(port, request):
+    with socket.create_connection(('127.0.0.1', port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return _without_date(b''.join(chunks))
+            chunks.append(chunk)
+
+
+REQUESTS = {
+    'browser': b'GET /chat%20room/x?a=1&b=%41 HTTP/1.1\r\n' + BROWSER_UPGRADE,
+    'repeated, odd and latin-1 fields': (
+        b'GET /\xe9t\xe9 HTTP/1.1\r\n' + UPGRADE + KEY + b'Sec-WebSocket-Version: 13\r\n'
+        b'Cookie: a=1\r\ncookie: b=2\r\nX-Dup: 1\r\nx-dup:2 \r\nX_Under: dropped\r\n'
+        b'X-Latin: caf\xe9 \xa0\r\nX-Empty:\r\nX-Base: request\r\n\r\n'),
+    'Connection: close too': PLAIN.replace(b'Connection: Upgrade', b'Connection: close'),
+    'bad key': PLAIN.replace(KEY, b'Sec-WebSocket-Key: short\r\n'),
+    'unsupported version': PLAIN.replace(b'Version: 13', b'Version: 99'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(REQUESTS))
+def test_same_request_as_pywsgi_reads(name, serve, monkeypatch):
+    taken = []
+    monkeypatch.setattr(handler_module, 'plain_upgrade_head',
+                        lambda data: taken.append(plain_upgrade_head(data)) or taken[-1])
+    environ = {'HTTP_X_BASE': 'server', 'HTTP_COOKIE': 'server=1'}
+    ours = serve(_environ_page, Recording, environ=environ)
+    pywsgis = serve(_environ_page, PywsgiReading, environ=environ)
+    responses = [_exchange(server.port, REQUESTS[name]) for server in (ours, pywsgis)]
+    assert responses[0] == responses[1]
+    assert len(taken) == 1 and taken[0] is not None   # the first server took the shortcut
+    assert responses[0].startswith(b'HTTP/1.1 200 ' if name in (
+        'browser', 'repeated, odd and latin-1 fields') else b'HTTP/1.1 4')
+
+
+def test_a_head_in_pieces_and_early_frames(serve):
+    client = RawClient(serve(echo_app).port)
+    try:
+        head = ('GET / HTTP/1.1\r\n%s\r\n' % ''.join(
+            '%s: %s\r\n' % field for field in upgrade_headers())).encode()
+        client.sock.sendall(head[:20])
+        time.sleep(0.2)   # the server's first read takes these bytes only
+        client.sock.sendall(head[20:] + frame(OP_TEXT, b'early'))
+        assert client.read_head()[0] == 101
+        assert client.recv_message() == 'early'
+    finally:
+        client.close()
+
+
+def test_keep_alive_requests_after_a_first_read_of_two(serve):
+    two = (b'GET /one HTTP/1.1\r\nHost: x\r\n\r\n'
+           b'GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    response = _exchange(serve(_environ_page).port, two)
+    assert response.count(b'HTTP/1.1 200 OK') == 2
+    assert b"'/one'" in response and b"'/two'" in response
+
+
+class OtherReading(WSGIHandler):
+    """Another pywsgi handler with a reading of its own, mixed in after WebSocketHandler."""
+    calls = []
+
+    def read_request(self, raw_requestline):
+        self.calls.append(raw_requestline)
+        return super().read_request(raw_requestline)
+
+
+class Mixed(WebSocketHandler, OtherReading):
+    pass
+
+
+def test_a_mixed_in_reading_is_not_skipped(serve):
+    client = RawClient(serve(echo_app, Mixed).port)
+    try:
+        client.handshake()
+        client.send(frame(OP_TEXT, b'hi', masked=True))
+        assert client.recv_message() == 'hi'
+    finally:
+        client.close()
+    assert OtherReading.calls == ['GET / HTTP/1.1\r\n']
+    assert not Mixed._reads_plain_heads and WebSocketHandler._reads_plain_heads
+
+
+@pytest.mark.parametrize('log', [None, 'stream'])
+def test_an_access_line_is_formatted_only_for_a_log(serve, monkeypatch, log):
+    formatted = []
+    real = WebSocketHandler.format_request
+    monkeypatch.setattr(WebSocketHandler, 'format_request',
+                        lambda self: formatted.append(1) or real(self))
+    stream = io.StringIO()
+    server = serve(echo_app)
+    if log is not None:
+        server.server.log = stream
+    client = RawClient(server.port)
+    try:
+        client.handshake()
+    finally:
+        client.close()
+    deadline = time.time() + TIMEOUT
+    while log is not None and not stream.getvalue() and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert formatted == ([] if log is None else [1])
+    assert ('" 101 ' in stream.getvalue()) == (log is not None)
