@@ -1,5 +1,5 @@
-"""Build script: compiles the Cython hot path in ext/ into geventws._speedups and
-geventws._channel when it can.
+"""Build script: compiles the Cython hot path in ext/ into geventws._speedups,
+geventws._channel, geventws._framestacks and geventws._lock when it can.
 
 A machine without a C compiler (or without Cython) still gets a working, pure-Python install:
 the build failure is reported once and the package falls back to its pure-Python twin.
@@ -49,6 +49,8 @@ def extensions():
         [Extension('geventws._speedups', ['ext/_speedups.pyx'], depends=[SHARED],
                    extra_compile_args=['-O3']),
          Extension('geventws._channel', ['ext/_channel.pyx'], depends=[SHARED],
+                   extra_compile_args=['-O3']),
+         Extension('geventws._framestacks', ['ext/_framestacks.pyx'],
                    extra_compile_args=['-O3']),
          # lock.py itself, typed by ext/geventws/_lock.pxd (Cython's pure-Python mode).
          Extension('geventws._lock', ['geventws/lock.py'], depends=[LOCK_TYPES],

@@ -24,6 +24,7 @@ from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
 from .requesthead import plain_upgrade_head, read_request_head
 from .sockio import raw_socket, send_all
+from .speedups import recycle_frame_stacks
 from .websocket import WebSocket
 
 
@@ -354,6 +355,10 @@ def _after_websockethandler(cls, name):
             return vars(klass)[name]
     return None
 
+
+# A greenlet per connection, each with a Python frame stack of its own: a finished one's
+# is kept for the next (geventws._framestacks; the compiled path only).
+recycle_frame_stacks()
 
 #: What stands in for ``rfile`` once an upgrade took what it held (_buffered_input).
 _CLOSED_FILE = io.BytesIO()

@@ -1,6 +1,7 @@
 """Chooses the hot path: the compiled ``geventws._speedups`` (the parser and framing),
-``geventws._channel`` (the I/O of plain TCP connections) and ``geventws._lock`` (lock.py
-compiled), or their pure-Python twins.
+``geventws._channel`` (the I/O of plain TCP connections), ``geventws._lock`` (lock.py
+compiled) and ``geventws._framestacks`` (frame stacks kept for the next greenlets), or their
+pure-Python twins (for the last: nothing).
 
 ``GEVENTWS_NO_EXTENSIONS=1`` forces the pure-Python twin (CI runs the whole suite both ways).
 When the extension was not built, one warning says so at import and everything still works.
@@ -20,7 +21,7 @@ def _optional(name):
 
 
 _forced_pure = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
-_compiled = _channel = _lock = None
+_compiled = _channel = _lock = _framestacks = None
 if not _forced_pure:
     try:
         # import_module, not ``from . import``: while the package is still importing, the
@@ -36,6 +37,7 @@ if not _forced_pure:
         # Built with it; _channel on POSIX only (elsewhere the I/O stays Python).
         _channel = _optional('geventws._channel')
         _lock = _optional('geventws._lock')
+        _framestacks = _optional('geventws._framestacks')
 
 if _compiled is not None:
     MessageReader = _compiled.MessageReader
@@ -48,6 +50,13 @@ else:
 
 Channel = None if _channel is None else _channel.Channel   # None: geventws.sockio's path
 Lock = lock.Lock if _lock is None else _lock.Lock
+
+
+def recycle_frame_stacks():
+    """Keep the Python frame stacks of finished greenlets for the next ones, when the
+    compiled path is in use (geventws._framestacks); else nothing changes."""
+    if _framestacks is not None:
+        _framestacks.recycle()
 
 
 def speedups_enabled():

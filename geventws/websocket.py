@@ -532,15 +532,18 @@ class WebSocket:
         self._channel = None   # its file descriptor is closed, and may be reused
         self.close_code = code
         self.close_reason = reason
-        if self._sock is not None:   # None: a client that could not connect
+        sock = self._sock
+        if sock is not None:   # None: a client that could not connect
+            if getattr(sock, '_io_refs', 1):
+                # shutdown() sends the FIN now: close() alone is deferred while a file
+                # object (pywsgi's rfile, when pywsgi read the request) still refers to the
+                # socket. With none, close() sends it, and one system call is saved.
+                try:
+                    sock.shutdown(_socket.SHUT_RDWR)
+                except OSError:
+                    pass
             try:
-                # shutdown() sends the FIN now: close() alone is deferred while pywsgi's
-                # rfile still refers to the socket, which a TLS socket honours.
-                self._sock.shutdown(_socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                self._sock.close()
+                sock.close()
             except OSError:
                 pass
         self._enqueue(CloseEvent(code, reason, was_clean))
