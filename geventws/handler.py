@@ -364,9 +364,17 @@ recycle_frame_stacks()
 _CLOSED_FILE = io.BytesIO()
 _CLOSED_FILE.close()
 
-#: ``rfile`` until the connection's first read (read_requestline): pywsgi only asks it
-#: whether it is closed.
-_UNREAD = io.BytesIO()
+class _Unread:
+    """``rfile`` until the connection's first read (read_requestline): pywsgi only asks it
+    whether it is closed. (Shared by all handlers, so it can be neither read nor closed.)"""
+
+    closed = False
+
+    def close(self):
+        pass
+
+
+_UNREAD = _Unread()
 
 #: The class of the log of a server made with ``log=None`` (a private name of pywsgi's).
 _NOOP_LOG = getattr(pywsgi, '_NoopLog', None)
