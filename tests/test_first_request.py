@@ -3,7 +3,7 @@
 gives; everything else is read by pywsgi, with nothing lost of what the first read took."""
 import io
 import socket
-import time
+import threading
 
 import pytest
 from gevent.pywsgi import WSGIHandler
@@ -131,18 +131,27 @@ def test_same_request_as_pywsgi_reads(name, serve, monkeypatch):
         'browser', 'repeated, odd and latin-1 fields') else b'HTTP/1.1 4')
 
 
-def test_a_head_in_pieces_and_early_frames(serve):
+def test_a_head_in_pieces_and_early_frames(serve, monkeypatch):
+    first_reads = []
+    first_read = threading.Event()
+
+    def recording(data):
+        first_reads.append(data)
+        first_read.set()
+        return plain_upgrade_head(data)
+    monkeypatch.setattr(handler_module, 'plain_upgrade_head', recording)
     client = RawClient(serve(echo_app).port)
     try:
         head = ('GET / HTTP/1.1\r\n%s\r\n' % ''.join(
             '%s: %s\r\n' % field for field in upgrade_headers())).encode()
         client.sock.sendall(head[:20])
-        time.sleep(0.2)   # the server's first read takes these bytes only
+        assert first_read.wait(TIMEOUT)   # the server's first read took these bytes only
         client.sock.sendall(head[20:] + frame(OP_TEXT, b'early'))
         assert client.read_head()[0] == 101
         assert client.recv_message() == 'early'
     finally:
         client.close()
+    assert first_reads == [head[:20]]
 
 
 def test_keep_alive_requests_after_a_first_read_of_two(serve):
@@ -178,14 +187,27 @@ def test_a_mixed_in_reading_is_not_skipped(serve):
     assert not Mixed._reads_plain_heads and WebSocketHandler._reads_plain_heads
 
 
+class Finishing(WebSocketHandler):
+    """Tells the test when pywsgi's handler is done with a connection (its access line, if
+    any, is written by then)."""
+    finished = None
+
+    def handle(self):
+        try:
+            super().handle()
+        finally:
+            self.finished.release()
+
+
 @pytest.mark.parametrize('log', [None, 'stream'])
 def test_an_access_line_is_formatted_only_for_a_log(serve, monkeypatch, log):
     formatted = []
     real = WebSocketHandler.format_request
     monkeypatch.setattr(WebSocketHandler, 'format_request',
                         lambda self: formatted.append(1) or real(self))
+    monkeypatch.setattr(Finishing, 'finished', threading.Semaphore(0))
     stream = io.StringIO()
-    server = serve(echo_app)
+    server = serve(echo_app, Finishing)
     if log is not None:
         server.server.log = stream
     client = RawClient(server.port)
@@ -193,10 +215,7 @@ def test_an_access_line_is_formatted_only_for_a_log(serve, monkeypatch, log):
         client.handshake()
     finally:
         client.close()
-    deadline = time.time() + TIMEOUT
-    while log is not None and not stream.getvalue() and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)
+    assert Finishing.finished.acquire(timeout=TIMEOUT)
     assert formatted == ([] if log is None else [1])
     assert ('" 101 ' in stream.getvalue()) == (log is not None)
 
