@@ -22,7 +22,7 @@ from .errors import ConnectionClosed, HandshakeError
 from .forwarded import TrustedProxies
 from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
 from .protocol import Connection
-from .requesthead import plain_upgrade_head, read_request_head
+from .requesthead import add_environ_field, plain_upgrade_head, read_request_head
 from .sockio import raw_socket, send_all
 from .speedups import recycle_frame_stacks
 from .websocket import WebSocket
@@ -75,6 +75,9 @@ class WebSocketHandler(WSGIHandler):
     registry = None
     #: The request's header fields as pywsgi parses them, without the email package's parser.
     MessageClass = staticmethod(read_request_head)
+    #: Whether a first request is read and its environ built by the shortcuts below;
+    #: decided again for each subclass (__init_subclass__).
+    _reads_plain_heads = _builds_plain_environ = True
 
     def __init__(self, sock, address, server, rfile=None):
         # No file object yet: the first read decides whether pywsgi's reading is needed
@@ -176,10 +179,7 @@ class WebSocketHandler(WSGIHandler):
             environ['REMOTE_ADDR'] = str(client_address[0])
             environ['REMOTE_PORT'] = str(client_address[1])
         for key, value in head.environ.items():
-            if key in environ:
-                environ[key] += ('; ' if 'COOKIE' in key else ',') + value
-            else:
-                environ[key] = value
+            add_environ_field(environ, key, value)
         self.wsgi_input = _NO_BODY
         environ['wsgi.input'] = self.rfile
         environ['wsgi.input_terminated'] = False
@@ -342,9 +342,6 @@ class WebSocketHandler(WSGIHandler):
                                      ('Content-Length', str(len(body))),
                                      ('Connection', 'close')] + list(exc.headers))
         self.write(body)
-
-
-WebSocketHandler._reads_plain_heads = WebSocketHandler._builds_plain_environ = True
 
 
 def _after_websockethandler(cls, name):

@@ -85,6 +85,15 @@ class PlainHead:
         self.rest = rest
 
 
+def add_environ_field(environ, key, value):
+    """Put a header field into a WSGI environ as pywsgi's ``get_environ`` does: a key that is
+    there already gets the value appended, after '; ' for cookies and ',' for the rest."""
+    if key in environ:
+        environ[key] += ('; ' if 'COOKIE' in key else ',') + value
+    else:
+        environ[key] = value
+
+
 def plain_upgrade_head(data):
     """The ``PlainHead`` at the start of ``data``, the first bytes read from a connection,
     or None when pywsgi's own reading must see them: the head is not complete in ``data``,
@@ -112,12 +121,7 @@ def plain_upgrade_head(data):
         if '_' in name:
             continue   # pywsgi drops such fields from the environ
         # pywsgi: 'HTTP_' + the name, and the value as it comes out of '%s: %s\r\n', stripped
-        key = 'HTTP_' + name.replace('-', '_').upper()
-        value = value.strip()
-        if key in environ:
-            environ[key] += ('; ' if 'COOKIE' in key else ',') + value
-        else:
-            environ[key] = value
+        add_environ_field(environ, 'HTTP_' + name.replace('-', '_').upper(), value.strip())
     if (not is_websocket_upgrade(environ) or
             ('HTTP_SEC_WEBSOCKET_KEY' not in environ and
              'HTTP_SEC_WEBSOCKET_VERSION' not in environ)):
