@@ -237,3 +237,45 @@ def test_the_end_of_an_upgraded_connection_is_one_close(serve, monkeypatch):
     finally:
         client.close()
     assert shutdowns == []
+
+
+VOLATILE = ('HTTP_HOST', 'HTTP_ORIGIN', 'HTTP_SEC_WEBSOCKET_KEY', 'REMOTE_PORT', 'SERVER_PORT')
+
+
+def _environ_message(environ, start_response):
+    """Accepts the upgrade and sends the environ's text values as one message (those that
+    change from one connection to the next by name only)."""
+    ws = environ['wsgi.websocket']
+    seen = sorted((key, '?' if key in VOLATILE else value) for key, value in environ.items()
+                  if isinstance(value, str) and not key.startswith('test.'))
+    ws.send(repr(seen))
+    ws.close()
+    return []
+
+
+def _websocket_client(url):
+    import websocket
+    ws = websocket.create_connection(url, timeout=TIMEOUT)
+    try:
+        return ws.recv()
+    finally:
+        ws.close()
+
+
+def _websockets(url):
+    from websockets.sync.client import connect
+    with connect(url, open_timeout=TIMEOUT) as ws:
+        return ws.recv(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize('client', [_websocket_client, _websockets])
+def test_real_clients_take_the_shortcut_and_get_pywsgis_environ(client, serve, monkeypatch):
+    taken = []
+    monkeypatch.setattr(handler_module, 'plain_upgrade_head',
+                        lambda data: taken.append(plain_upgrade_head(data)) or taken[-1])
+    ours = serve(_environ_message, Recording)
+    pywsgis = serve(_environ_message, PywsgiReading)
+    seen = [client(server.url + 'path?q=1') for server in (ours, pywsgis)]
+    assert seen[0] == seen[1]
+    assert "('QUERY_STRING', 'q=1')" in seen[0]
+    assert len(taken) == 1 and taken[0] is not None
