@@ -234,6 +234,11 @@ class WebSocketHandler(WSGIHandler):
                 return
             raise
         finally:
+            # The environ and its WebSocket refer to each other: a cycle, with the socket and
+            # the protocol objects in it, that only the garbage collector would free. The
+            # connection is over, so the environ lets go of the WebSocket and they are freed
+            # now, while their memory is still in the cache (issue 3, S5).
+            self.environ.pop('wsgi.websocket', None)
             close = getattr(result, 'close', None) or getattr(self.result, 'close', None)
             self.result = None
             if close is not None:

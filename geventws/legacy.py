@@ -65,7 +65,7 @@ class Connection:
         try:
             consumed = self._parse(buf, events)
         except ProtocolError as exc:
-            self.failure = exc
+            self.failure = exc.with_traceback(None)   # no cycle: see protocol.Connection._fail
             self.state = CLOSED if self.close_sent is not None else CLOSING
             self._buf = bytearray()
             events.append(Failure(exc))

@@ -128,8 +128,12 @@ class Connection:
         """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): read no more. The close frame
         (``send_failure_close()``) is the I/O layer's to send once the messages that came
         before the error were delivered, so that their answers still go out (Autobahn 3.2,
-        5.15 expect the echo of the message before the error, then the close)."""
-        self.failure = error
+        5.15 expect the echo of the message before the error, then the close).
+
+        The error is kept, and given to the app, without its traceback: the parser's frames
+        in it (and their callers', which hold the connection) would make a reference cycle
+        that keeps the whole connection until the garbage collector runs."""
+        self.failure = error.with_traceback(None)
         self.state = CLOSED if self.close_sent is not None else CLOSING
 
     def send_failure_close(self):

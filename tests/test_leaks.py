@@ -4,6 +4,7 @@ process no more file descriptors than before."""
 import gc
 import os
 import time
+import weakref
 
 import greenlet
 
@@ -77,3 +78,25 @@ def test_no_greenlet_or_fd_left_after_1000_connections(serve):
 
     assert _settled(lambda: server.call(_greenlets), greenlets_before) <= greenlets_before
     assert _settled(_fds, fds_before) <= fds_before
+
+
+def test_a_finished_connection_is_freed_without_the_cycle_collector(serve):
+    """Its WebSocket, socket and protocol objects go as soon as the connection ends, however
+    it ends: nothing of it waits in a reference cycle for the garbage collector."""
+    kept = []
+
+    def app(environ, start_response):
+        kept.append(weakref.ref(environ['wsgi.websocket']))
+        return echo_app(environ, start_response)
+
+    server = serve(app)
+    gc.disable()
+    try:
+        for ending in ENDINGS:
+            client = RawClient(server.port)
+            client.handshake()
+            ending(client)
+        alive = _settled(lambda: sum(ref() is not None for ref in kept), 0)
+    finally:
+        gc.enable()
+    assert len(kept) == len(ENDINGS) and alive == 0
