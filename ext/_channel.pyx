@@ -6,16 +6,20 @@ calls: the wait, ``recv_into``, the reader, the protocol object, framing and ``s
 with its checks. With one greenlet per connection that was most of the server's user time
 for small messages (issue 3, S1). ``Channel`` does the same work in two calls:
 
-- ``read()`` reads with ``recv(2)`` into the thread's shared read buffer and feeds the bytes
-  to the connection's compiled ``MessageReader`` without a Python object in between; it
-  returns the reader's items for ``protocol.Connection.events_for``, or False when the
-  caller must first wait for the socket (``sockio.wait_readable``). The wait stays in
-  Python on purpose: a greenlet parked from here would keep this call's C frames in its
-  saved C stack, about 350 bytes more per idle connection (issue 3, S4), for about 3% of
-  the CPU of a small round trip.
-- ``send(message)`` writes a whole data message of a server connection without an extension
+- ``read()`` waits for the socket when it is most likely empty (parking the greenlet on
+  the socket's gevent watcher, as ``sockio.wait_readable``), reads with ``recv(2)`` into the
+  thread's shared read buffer and feeds the bytes to the connection's compiled
+  ``MessageReader`` without a Python object in between; it returns the reader's items for
+  ``protocol.Connection.events_for``.
+- ``_send(message)`` writes a whole data message of a server connection without an extension
   as one unmasked frame with one ``send(2)``/``sendmsg(2)``, built on the stack for small
   messages, and returns what the kernel did not take for the caller to write while waiting.
+
+``hot_path`` compiles ``WebSocket.receive()`` and ``send()`` for their common case on top of
+these: with them, a small message's round trip costs 15.5k instructions against 22.1k with
+the Python methods around the same calls (and picows' 17.3k; counted with callgrind). A
+greenlet parked in the compiled ``receive()`` keeps its C frames in its saved stack, about
+300 bytes more per idle connection than parked in Python (issue 3, S4: 12.6 KiB).
 
 The syscalls are made holding the GIL: the socket is non-blocking, so they never wait, and
 releasing and retaking the GIL around them costs more than they do. Everything else (TLS,
@@ -29,7 +33,12 @@ from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport memcpy, memset
 
+from greenlet import getcurrent
+
 from geventws._speedups cimport MessageReader, _write_header
+from geventws.events import MessageEvent, OpenEvent
+from geventws.frames import CLOSE_ABNORMAL
+from geventws._lock cimport Lock
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -56,6 +65,9 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 cdef enum:
+    # The WebSocket API's ready states (websocket.py): CONNECTING, OPEN.
+    CONNECTING = 0
+    OPEN = 1
     OP_TEXT = 1
     OP_BINARY = 2
     # A read shorter than this most likely emptied the socket (a lone small message): wait
@@ -68,18 +80,25 @@ cdef enum:
 
 cdef class Channel:
     """Reads and writes of one open RFC 6455 connection (``conn``, a
-    ``protocol.Connection``) on ``raw``, the OS-level socket under a plain gevent socket with
-    no timeout (non-blocking); ``buffer`` is the thread's shared read buffer (a bytearray)."""
+    ``protocol.Connection``) on ``sock``, a plain gevent socket with no timeout, whose
+    OS-level socket (non-blocking) is ``raw``; ``buffer`` is the thread's shared read buffer
+    (a bytearray)."""
 
     cdef int _fd
     cdef MessageReader _reader
-    cdef object _conn, _buffer
+    cdef object _sock, _conn, _buffer
+    cdef object _watcher, _hub   # the socket's read watcher and hub (gevent attributes)
     cdef unsigned char *_buf
     cdef Py_ssize_t _cap
     cdef bint _drained
     cdef bint _sends
 
-    def __init__(self, raw, conn, bytearray buffer):
+    def __init__(self, sock, raw, conn, bytearray buffer):
+        # The socket is closed only after the Channel is dropped (WebSocket._terminate), so
+        # its file descriptor, watcher and hub stay what they are now.
+        self._sock = sock
+        self._watcher = sock._read_event
+        self._hub = sock.hub
         self._fd = raw.fileno()
         self._conn = conn
         self._reader = conn.reader
@@ -92,31 +111,57 @@ cdef class Channel:
     # -- reading ----------------------------------------------------------------------------
 
     def read(self):
-        """The reader's items for the bytes the socket holds (an empty list when they end
-        no frame); False when it holds none yet: wait for it (``sockio.wait_readable``) and
-        call again; None at the peer's TCP close. A reset raises ``OSError``."""
+        """The reader's items for the next bytes on the socket, waiting for them first when
+        it holds none (the greenlet parks in the hub, as ``sockio.wait_readable``); an
+        empty list when they end no frame. None once the peer closed or reset TCP."""
+        return self._read(False)
+
+    cdef object _read(self, bint lone):
+        """``read()``; with ``lone``, when the bytes hold exactly one data message and
+        nothing else (the common case), its data (``str`` or ``bytes``) instead of the list,
+        for ``receive()`` to return without the event queue."""
         cdef ssize_t n
+        cdef list items
         if self._drained:   # the last read was short: the socket is most likely empty
             self._drained = False
-            return False
+            self._wait_readable()
         while True:
             n = c_recv(self._fd, self._buf, self._cap, 0)
             if n >= 0:
                 break
             if errno == EAGAIN:
-                return False
-            if errno == EINTR:
+                self._wait_readable()
+            elif errno == EINTR:
                 PyErr_CheckSignals()   # PEP 475: run the handlers, then retry
             else:
-                PyErr_SetFromErrno(OSError)
+                return None   # a reset: RFC 6455 7.1.5, as a TCP close without a close frame
         self._drained = n < SMALL_READ
         if n == 0:
             return None
-        return self._reader._feed(self._buf, n)
+        items = self._reader._feed(self._buf, n)
+        if (lone and len(items) == 1 and type(items[0]) is MessageEvent
+                and self._conn.close_received is None):
+            return (<object>items[0]).data
+        return items
+
+    cdef int _wait_readable(self) except -1:
+        """``sockio.wait_readable`` (read its docstring) without the Python frame and the
+        socket's attribute lookups: park this greenlet until the socket is readable. A
+        timeout or a kill arrives as an exception from the switch."""
+        watcher = self._watcher
+        if watcher.callback is not None:
+            self._sock._wait(watcher)   # raises: one greenlet waits on a socket at a time
+            return 0
+        watcher.start(getcurrent().switch)
+        try:
+            self._hub.switch()
+        finally:
+            watcher.stop()
+        return 0
 
     # -- writing ----------------------------------------------------------------------------
 
-    def send(self, message):
+    cdef object _send(self, message):
         """Write ``message`` (``str`` as text, bytes-like as binary) as one whole frame.
 
         Returns None when the kernel took all of it, a list of the buffers still to write
@@ -189,3 +234,75 @@ cdef class Channel:
             else:
                 PyErr_SetFromErrno(OSError)
 
+
+
+# -- WebSocket.receive() and send() -------------------------------------------------------------
+
+cdef object _python_receive = None, _python_send = None
+
+
+def hot_path(receive, send):
+    """``WebSocket``'s ``receive`` and ``send`` with the speedups, given its Python ones.
+
+    The compiled ones serve the common case of a connection that a ``Channel`` serves with
+    no Python frame of their own: ``receive()`` while no event is queued and no other
+    greenlet reads, ``send()`` of a whole message while nothing is held back and no other
+    greenlet sends. Everything else they hand to the Python methods, which behave the same
+    (the whole suite runs both ways). They are what makes a small message's round trip cost
+    no more than picows' (issue 3, S1): the Python methods' frames, lock protocol calls and
+    attribute lookups were a quarter of it."""
+    global _python_receive, _python_send
+    _python_receive, _python_send = receive, send
+    _receive.__doc__, _send.__doc__ = receive.__doc__, send.__doc__   # the API's own words
+    return _receive, _send
+
+
+def _receive(ws):
+    cdef Lock lock
+    cdef Channel channel
+    if ws._queue is None and ws.ready_state == OPEN:
+        serving = ws._channel
+        lock = ws._read_lock
+        if serving is not None and not lock._held:
+            channel = serving
+            lock._held = True   # taken: it was free
+            try:
+                got = channel._read(True)
+                if type(got) is list:   # not a lone message: the events go to the queue
+                    ws._handle_events(ws._conn.events_for(got))
+                elif got is not None:
+                    return got
+                else:   # RFC 6455 7.1.5: a TCP close without a close frame
+                    ws._terminate(CLOSE_ABNORMAL, '', False)
+            finally:
+                lock.release()
+    return _python_receive(ws)
+
+
+def _send(ws, message, binary=None):
+    cdef Lock lock
+    cdef Channel channel
+    queue = ws._queue
+    # While received messages wait in the queue (more than the open event that every
+    # connection starts with: websocket._input_waits), the answer is corked instead, by the
+    # Python send() (WebSocket._write).
+    if (queue is None or len(queue) == 1 and type(queue[0]) is OpenEvent) and ws._corked is None:
+        serving = ws._channel
+        lock = ws._send_lock
+        # The compiled write never waits, so it needs the send lock free, not taken.
+        if (serving is not None and not lock._held
+                and isinstance(message, (str, bytes, bytearray, memoryview))):
+            channel = serving
+            if binary is not None:
+                message = ws._coerce(message, binary)
+            try:
+                rest = channel._send(message)
+            except OSError as exc:
+                ws._lose_connection(exc)
+            if rest is None:
+                return
+            if rest is not NotImplemented:   # the kernel took part of it
+                with lock:
+                    ws._send(rest)
+                return
+    return _python_send(ws, message, binary)

@@ -294,6 +294,14 @@ def frame(int opcode, payload, bint fin=True, bint rsv1=False, mask_key=None):
         PyBuffer_Release(&view)
 
 
+cdef inline object _message_event(data):
+    """``MessageEvent(data)`` without running its ``__init__`` in Python: one frame less per
+    message (``__init__`` only sets ``data``)."""
+    event = MessageEvent.__new__(MessageEvent)
+    event.data = data
+    return event
+
+
 cdef class MessageReader:
     """Parses the frames of one connection's incoming byte stream (RFC 6455 5.2-5.6).
 
@@ -459,14 +467,14 @@ cdef class MessageReader:
             if self._masked:
                 _mask_copy(stack, src, n, self._key, self._phase)
                 src = stack
-            return MessageEvent(self._decode(<const char *>src, n))
+            return _message_event(self._decode(<const char *>src, n))
         if text:
             tmp = <unsigned char *>PyMem_Malloc(n)
             if tmp == NULL:
                 raise MemoryError()
             try:
                 _mask_copy(tmp, src, n, self._key, self._phase)
-                return MessageEvent(self._decode(<const char *>tmp, n))
+                return _message_event(self._decode(<const char *>tmp, n))
             finally:
                 PyMem_Free(tmp)
         payload = PyBytes_FromStringAndSize(NULL, n)
@@ -474,7 +482,7 @@ cdef class MessageReader:
                       self._masked, self._key, self._phase)
         if self._msg_compressed:
             return (self._msg_opcode, payload)
-        return MessageEvent(payload)
+        return _message_event(payload)
 
     cdef int _append(self, const unsigned char *src, Py_ssize_t n) except -1:
         """Add payload bytes to the message; text that does not end here is validated now."""
@@ -524,9 +532,9 @@ cdef class MessageReader:
         self._msg_len = 0
         if opcode == OP_TEXT and not compressed:
             if self._msg == NULL:
-                return MessageEvent('')
+                return _message_event('')
             try:
-                return MessageEvent(self._decode(_bytes_data(self._msg), length))
+                return _message_event(self._decode(_bytes_data(self._msg), length))
             finally:
                 self._drop_message()
         if self._msg == NULL:
@@ -539,7 +547,7 @@ cdef class MessageReader:
             self._drop_message()
         if compressed:
             return (opcode, payload)
-        return MessageEvent(payload)
+        return _message_event(payload)
 
     cdef object _decode(self, const char *data, Py_ssize_t n):
         try:

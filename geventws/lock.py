@@ -34,6 +34,11 @@ class Lock:
         self._waiting.acquire()
 
     def __exit__(self, *exc_info):
+        self.release()
+
+    def release(self):
+        """Leave the lock: hand it to the next waiter, or free it. (The compiled
+        ``receive()`` and ``send()`` take a free lock by setting ``_held`` and call this.)"""
         waiting = self._waiting
         if waiting is not None and waiting.linkcount():
             waiting.release()   # to the next waiter; the lock stays held

@@ -34,7 +34,7 @@ def open_channel(sock, raw, conn, buffer):
     if (Channel is None or raw is None or sock.timeout is not None
             or type(conn) is not Connection):
         return None
-    return Channel(raw, conn, buffer)
+    return Channel(sock, raw, conn, buffer)
 
 
 def recv_into(sock, raw, buffer, wait_first):

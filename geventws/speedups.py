@@ -49,6 +49,8 @@ else:
     frame = frames.frame
 
 Channel = None if _channel is None else _channel.Channel   # None: geventws.sockio's path
+#: WebSocket's receive() and send() for the common case, compiled (None: Python only).
+hot_path = None if _channel is None else _channel.hot_path
 Lock = lock.Lock if _lock is None else _lock.Lock
 
 

@@ -23,8 +23,9 @@ from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEven
                      Pong)
 from .frames import CLOSE_ABNORMAL
 from .limits import CLOSE_TIMEOUT, READ_SIZE
+from . import speedups
 from .speedups import Lock
-from .sockio import open_channel, raw_socket, recv_into, send_all, send_some, wait_readable
+from .sockio import open_channel, raw_socket, recv_into, send_all, send_some
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 _NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
@@ -36,7 +37,8 @@ _SMALL_READ = 4096
 
 def _input_waits(queue):
     """Whether received events wait in ``queue`` (a non-empty deque), not just the
-    ``OpenEvent`` that every connection starts with."""
+    ``OpenEvent`` that every connection starts with. (The compiled ``send()`` asks the same,
+    in C: geventws._channel.)"""
     return len(queue) > 1 or type(queue[0]) is not OpenEvent
 
 
@@ -172,27 +174,13 @@ class WebSocket:
         """Send ``str`` as a text message and bytes-like as binary; an iterable of fragments
         is sent as one fragmented message. ``binary`` forces the type, as in
         gevent-websocket. Raises ``ConnectionClosed`` once the connection is closing."""
+        # With the speedups, a compiled send() writes through the Channel first when it can
+        # (geventws._channel.hot_path).
         if self.ready_state == CONNECTING:   # one comparison per message, not a call
             self._ensure_open()
         if isinstance(message, _NOT_FRAGMENTED):
             if binary is not None:
                 message = self._coerce(message, binary)
-            channel = self._channel
-            queue = self._queue
-            # The compiled write never waits, so it needs the send lock free, not taken;
-            # with input waiting, the answer is corked instead (_write).
-            if (channel is not None and not (queue and _input_waits(queue))
-                    and self._corked is None and not self._send_lock.locked()):
-                try:
-                    rest = channel.send(message)
-                except OSError as exc:
-                    self._lose_connection(exc)
-                if rest is None:
-                    return
-                if rest is not NotImplemented:   # the kernel took part of it
-                    with self._send_lock:
-                        self._send(rest)
-                    return
             with self._send_lock:
                 self._write(self._conn.send_message(message))
             return
@@ -229,12 +217,10 @@ class WebSocket:
 
     def receive(self):
         """The next message (``str`` or ``bytes``), or ``None`` once the connection is closed."""
+        # With the speedups, a compiled receive() serves the common case first
+        # (geventws._channel.hot_path).
         if self.ready_state == CONNECTING:
             self._ensure_open()
-        if self._queue is None and self._channel is not None:
-            event = self._read_message()
-            if event is not None:
-                return event.data
         while True:
             event = self._next_event()
             if event is None:
@@ -337,21 +323,6 @@ class WebSocket:
             return
         self._finish_closing(CLOSE_ABNORMAL, error.reason, False)
 
-    def _read_message(self):
-        """receive()'s short cut while nothing is queued: read, and return a lone message
-        at once rather than through the queue; anything else is queued (None)."""
-        with self._read_lock:
-            if self._queue is not None or self.ready_state != OPEN:
-                return None
-            items = self._read_channel()
-            if items is None:
-                return None
-            if (len(items) == 1 and type(items[0]) is MessageEvent
-                    and self._conn.close_received is None):
-                return items[0]
-            self._handle_events(self._conn.events_for(items))
-        return None
-
     def _read(self):
         """One read from the socket and its consequences. The caller holds the read lock.
 
@@ -360,8 +331,10 @@ class WebSocket:
         keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
         connection)."""
         if self._channel is not None:   # the same, compiled
-            items = self._read_channel()
-            if items is not None:
+            items = self._channel.read()
+            if items is None:   # RFC 6455 7.1.5: a TCP close without a close frame
+                self._terminate(CLOSE_ABNORMAL, '', False)
+            else:
                 self._handle_events(self._conn.events_for(items))
             return
         buffer = _read_buffer()
@@ -379,23 +352,6 @@ class WebSocket:
                 self._terminate(CLOSE_ABNORMAL, '', False)
             return
         self._handle_data(buffer[:size])
-
-    def _read_channel(self):
-        """The compiled reader's items for the next bytes on the socket, waiting for them
-        here (parked in Python, an idle connection's greenlet keeps a smaller saved C stack
-        than parked from the extension); None once the peer closed or reset the connection,
-        which ends it (RFC 6455 7.1.5: abnormally). The caller holds the read lock."""
-        channel = self._channel
-        try:
-            items = channel.read()
-            while items is False:
-                wait_readable(self._sock)
-                items = channel.read()
-        except OSError:
-            items = None   # a reset
-        if items is None:
-            self._terminate(CLOSE_ABNORMAL, '', False)
-        return items
 
     def _handle_data(self, data):
         self._handle_events(self._conn.receive_data(data))
@@ -584,3 +540,7 @@ class WebSocket:
             event = queue.popleft()
             if type(event) is CloseEvent:
                 self._dispatch(event)
+
+
+if speedups.hot_path is not None:
+    WebSocket.receive, WebSocket.send = speedups.hot_path(WebSocket.receive, WebSocket.send)

@@ -190,3 +190,71 @@ def test_a_closed_connection_never_writes_to_the_descriptor_reused_after_it(pair
     finally:
         newcomer.close()
         other.close()
+
+
+def test_receive_and_send_are_compiled_for_their_common_case_when_built():
+    compiled = WebSocket.receive.__module__ == WebSocket.send.__module__ == 'geventws._channel'
+    assert compiled == geventws.speedups_enabled()
+    assert 'next message' in WebSocket.receive.__doc__   # the API's own docstring
+
+
+def test_a_receive_given_up_by_a_timeout_loses_nothing(pair):
+    """A timeout (or a kill) while receive() waits leaves the read lock free and the
+    socket's watcher idle: the next receive() gets the message that came meanwhile."""
+    ws, peer, client = pair
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.01):
+            ws.receive()
+    waiting = gevent.spawn(ws.receive)
+    gevent.sleep(0.01)
+    waiting.kill()
+    assert not ws._read_lock.locked() and ws._sock._read_event.callback is None
+    send_messages(peer, client, 'after the timeout')
+    assert ws.receive() == 'after the timeout'
+
+
+def test_a_second_reader_waits_for_the_first(pair):
+    ws, peer, client = pair
+    first, second = gevent.spawn(ws.receive), gevent.spawn(ws.receive)
+    gevent.sleep(0.01)   # both wait: the first on the socket, the second for the read lock
+    send_messages(peer, client, 'one')
+    assert first.get(timeout=5) == 'one'
+    assert not second.ready()
+    send_messages(peer, client, 'two')
+    assert second.get(timeout=5) == 'two'
+
+
+def test_a_close_from_another_greenlet_ends_a_waiting_receive(pair):
+    ws, peer, client = pair
+    ws.close_timeout = 5
+    waiting = gevent.spawn(ws.receive)
+    gevent.sleep(0.01)
+    closing = gevent.spawn(ws.close, 4001, 'done')
+    gevent.sleep(0.01)   # our close is sent; the closing greenlet waits for the read lock
+    assert read_frame(peer) == (0x8, struct.pack('!H', 4001) + b'done')
+    peer.sendall(b''.join(client.send_close(4001)))
+    assert waiting.get(timeout=5) is None
+    closing.join(5)
+    assert ws.closed and ws.close_code == 4001
+
+
+@pytest.mark.parametrize('message, binary, opcode, payload', [
+    ('text', True, 2, b'text'),
+    (b'bytes', False, 1, b'bytes'),
+    (bytearray(b'array'), None, 2, b'array'),
+    ('plain', None, 1, b'plain'),
+])
+def test_the_binary_flag_sets_the_frame_type(pair, message, binary, opcode, payload):
+    ws, peer, _ = pair
+    ws.send(message, binary=binary)
+    assert written_now(peer) == expected(opcode, payload)
+
+
+def test_a_push_before_any_receive_goes_out_at_once(pair):
+    """A server that only sends (its open event still queued, never read) writes each
+    message when it is sent."""
+    ws, peer, _ = pair
+    assert ws._queue   # the open event
+    for n in range(3):
+        ws.send('push %d' % n)
+        assert written_now(peer) == expected(1, b'push %d' % n)
