@@ -15,17 +15,20 @@ for small messages (issue 3, S1). ``Channel`` does the same work in two calls:
   as one unmasked frame with one ``send(2)``/``sendmsg(2)``, built on the stack for small
   messages, and returns what the kernel did not take for the caller to write while waiting.
 
-``hot_path`` compiles ``WebSocket.receive()`` and ``send()`` for their common case on top of
-these: with them, a small message's round trip costs 15.5k instructions against 22.1k with
-the Python methods around the same calls (and picows' 17.3k; counted with callgrind). A
-greenlet parked in the compiled ``receive()`` keeps its C frames in its saved stack, about
-300 bytes more per idle connection than parked in Python (issue 3, S4: 12.6 KiB).
+``hot_path`` compiles ``WebSocket.receive()``, ``run_forever()`` and ``send()`` for their
+common case on top of these. With them, the server's share of a small message's round trip
+(S1) costs 15.0k instructions against 22.1k with the Python ``receive()`` and ``send()``
+around the same calls, and 26.7k for an ``onmessage`` callback, where picows takes 17.3k
+(counted with callgrind, which this VM's noise does not blur: bench/RESULTS.md). A greenlet
+parked in the compiled ``receive()`` keeps its C frames in its saved stack, about 300 bytes
+more per idle connection than parked in Python (issue 3, S4: 12.6 KiB).
 
 The syscalls are made holding the GIL: the socket is non-blocking, so they never wait, and
 releasing and retaking the GIL around them costs more than they do. Everything else (TLS,
 sockets with a timeout, the hixie drafts, the pure-Python install) uses the Python path,
 which behaves the same (``tests/test_channel.py``).
 """
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -78,6 +81,7 @@ cdef enum:
     STACK_FRAME = 2048
 
 
+@cython.final   # direct calls to its methods, which the C compiler may inline
 cdef class Channel:
     """Reads and writes of one open RFC 6455 connection (``conn``, a
     ``protocol.Connection``) on ``sock``, a plain gevent socket with no timeout, whose
@@ -118,8 +122,8 @@ cdef class Channel:
 
     cdef object _read(self, bint lone):
         """``read()``; with ``lone``, when the bytes hold exactly one data message and
-        nothing else (the common case), its data (``str`` or ``bytes``) instead of the list,
-        for ``receive()`` to return without the event queue."""
+        nothing else (the common case), its ``MessageEvent`` instead of the list, for
+        ``receive()`` and ``run_forever()`` to deliver without the event queue."""
         cdef ssize_t n
         cdef list items
         if self._drained:   # the last read was short: the socket is most likely empty
@@ -141,7 +145,7 @@ cdef class Channel:
         items = self._reader._feed(self._buf, n)
         if (lone and len(items) == 1 and type(items[0]) is MessageEvent
                 and self._conn.close_received is None):
-            return (<object>items[0]).data
+            return items[0]
         return items
 
     cdef int _wait_readable(self) except -1:
@@ -236,28 +240,34 @@ cdef class Channel:
 
 
 
-# -- WebSocket.receive() and send() -------------------------------------------------------------
+# -- WebSocket.receive(), send() and run_forever() --------------------------------------------
 
 cdef object _python_receive = None, _python_send = None
 
 
-def hot_path(receive, send):
-    """``WebSocket``'s ``receive`` and ``send`` with the speedups, given its Python ones.
+def hot_path(receive, send, run_forever):
+    """``WebSocket``'s ``receive``, ``send`` and ``run_forever``, given its Python ones.
 
     The compiled ones serve the common case of a connection that a ``Channel`` serves with
-    no Python frame of their own: ``receive()`` while no event is queued and no other
-    greenlet reads, ``send()`` of a whole message while nothing is held back and no other
+    no Python frame of their own: reading while no event is queued and no other greenlet
+    reads, and ``send()`` of a whole message while nothing is held back and no other
     greenlet sends. Everything else they hand to the Python methods, which behave the same
     (the whole suite runs both ways). They are what makes a small message's round trip cost
-    no more than picows' (issue 3, S1): the Python methods' frames, lock protocol calls and
-    attribute lookups were a quarter of it."""
+    fewer instructions than picows' (issue 3, S1): the Python methods' frames, lock protocol
+    calls and attribute lookups were a third of it."""
     global _python_receive, _python_send
     _python_receive, _python_send = receive, send
-    _receive.__doc__, _send.__doc__ = receive.__doc__, send.__doc__   # the API's own words
-    return _receive, _send
+    for compiled, python in ((_receive, receive), (_send, send),
+                             (_run_forever, run_forever)):
+        compiled.__doc__ = python.__doc__   # the API's own words
+    return _receive, _send, _run_forever
 
 
-def _receive(ws):
+cdef inline object _lone_message(ws):
+    """The common case of reading: the ``MessageEvent`` of the next message when nothing is
+    queued, the connection is open and served by a ``Channel``, no other greenlet reads, and
+    the bytes read hold that message alone. Else None, and what was read (if anything) went
+    to the queue or ended the connection, as ``WebSocket._read`` would have it."""
     cdef Lock lock
     cdef Channel channel
     if ws._queue is None and ws.ready_state == OPEN:
@@ -268,15 +278,34 @@ def _receive(ws):
             lock._held = True   # taken: it was free
             try:
                 got = channel._read(True)
-                if type(got) is list:   # not a lone message: the events go to the queue
-                    ws._handle_events(ws._conn.events_for(got))
-                elif got is not None:
+                if type(got) is not list and got is not None:
                     return got
-                else:   # RFC 6455 7.1.5: a TCP close without a close frame
+                if got is None:   # RFC 6455 7.1.5: a TCP close without a close frame
                     ws._terminate(CLOSE_ABNORMAL, '', False)
+                else:
+                    ws._handle_events(ws._conn.events_for(got))
             finally:
                 lock.release()
+    return None
+
+
+def _receive(ws):
+    event = _lone_message(ws)
+    if event is not None:
+        return event.data
     return _python_receive(ws)
+
+
+def _run_forever(ws):
+    ws._ensure_open()
+    while True:
+        event = _lone_message(ws)
+        if event is not None:
+            callback = ws._onmessage
+            if callback is not None:
+                callback(event)
+        elif not ws._dispatch_next():
+            return
 
 
 def _send(ws, message, binary=None):

@@ -238,14 +238,20 @@ class WebSocket:
 
     def run_forever(self):
         """Dispatch events to the ``on*`` callbacks until the connection is closed."""
+        # With the speedups, a compiled run_forever() dispatches lone messages without the
+        # queue (geventws._channel.hot_path).
         self._ensure_open()
-        while True:
-            event = self._next_event()
-            if event is None:
-                return
-            self._dispatch(event)
-            if type(event) is CloseEvent:
-                return
+        while self._dispatch_next():
+            pass
+
+    def _dispatch_next(self):
+        """Dispatch the next event; False once the connection is closed (``onclose``
+        dispatched) or it was already."""
+        event = self._next_event()
+        if event is None:
+            return False
+        self._dispatch(event)
+        return type(event) is not CloseEvent
 
     def close(self, code=1000, reason=''):
         """Start the closing handshake and wait (up to ``close_timeout``) for it to finish.
@@ -543,4 +549,5 @@ class WebSocket:
 
 
 if speedups.hot_path is not None:
-    WebSocket.receive, WebSocket.send = speedups.hot_path(WebSocket.receive, WebSocket.send)
+    WebSocket.receive, WebSocket.send, WebSocket.run_forever = speedups.hot_path(
+        WebSocket.receive, WebSocket.send, WebSocket.run_forever)

@@ -258,3 +258,33 @@ def test_a_push_before_any_receive_goes_out_at_once(pair):
     for n in range(3):
         ws.send('push %d' % n)
         assert written_now(peer) == expected(1, b'push %d' % n)
+
+
+def test_run_forever_delivers_lone_and_batched_messages_in_order(pair):
+    """The compiled run_forever() hands a lone message straight to ``onmessage`` and a
+    batch through the queue: either way in order, to the callback set at that moment, with
+    ``onopen`` first and ``onclose`` once, last."""
+    ws, peer, client = pair
+    seen = []
+
+    def first(event):
+        seen.append(('first', event.data))
+        ws.onmessage = then
+
+    def then(event):
+        seen.append(('then', event.data))
+
+    ws.onopen = lambda event: seen.append('open')
+    ws.onmessage = first
+    ws.onclose = lambda event: seen.append(('close', event.code))
+    runner = gevent.spawn(ws.run_forever)
+    send_messages(peer, client, 'lone')
+    gevent.sleep(0.01)
+    send_messages(peer, client, 'batched', b'together')
+    gevent.sleep(0.01)
+    send_messages(peer, client, 'alone again')
+    peer.sendall(b''.join(client.send_close(1000)))
+    runner.get(timeout=5)
+    assert seen == ['open', ('first', 'lone'), ('then', 'batched'), ('then', b'together'),
+                    ('then', 'alone again'), ('close', 1000)]
+    assert read_frame(peer) == (0x8, struct.pack('!H', 1000))

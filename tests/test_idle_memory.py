@@ -134,10 +134,9 @@ def _parked_stack_size():
 
 
 def test_an_idle_connection_saves_a_small_c_stack(serve):
-    """An idle connection's greenlet waits on its socket's watcher directly, from Python,
-    and iterates without a generator: its saved C stack (about 2.9 KiB against 1.9 KiB for a
-    bare parked greenlet here) was 1.8 KiB over the bare one through gevent's
-    ``sock._wait``."""
+    """An idle connection's greenlet waits on its socket's watcher directly and iterates
+    without a generator: its saved C stack (about 3.1 KiB against 1.9 KiB for a bare parked
+    greenlet here) was 1.8 KiB over the bare one through gevent's ``sock._wait``."""
     KeptState.kept = {}
     client = RawClient(serve(echo_app, handler_class=KeptState).port)
     try:
@@ -151,8 +150,9 @@ def test_an_idle_connection_saves_a_small_c_stack(serve):
         idle = parked._stack_saved
     finally:
         client.close()
-    # 1056 bytes here; waiting for the socket from inside the extension made it 1296.
-    assert 0 < idle - _parked_stack_size() < 1200
+    # 1264 bytes here, waiting in the compiled receive() (geventws._channel); 1056 when the
+    # wait was in Python, whose frames cost a round trip more CPU (issue 3, S1).
+    assert 0 < idle - _parked_stack_size() < 1300
 
 
 def _has_own_dict(handler):
