@@ -76,18 +76,27 @@ class _Callback:
         ws._used = True
 
 
-class WebSocket:
+class _State:
+    """The attributes every message's ``receive()``/``run_forever()``/``send()`` read. With
+    the speedups the base of ``WebSocket`` is their compiled twin,
+    ``geventws._channel.WebSocketState``, which keeps them as C fields."""
+
+    __slots__ = ('ready_state', '_queue', '_channel', '_corked', '_conn', '_onmessage',
+                 '_read_lock', '_send_lock')
+
+
+class WebSocket(speedups.WebSocketState or _State):
     """One WebSocket connection, server or client side, with the browser API."""
 
     CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
 
     # Slots: every open connection has one (issue 3, S4: memory per idle connection).
     # ``__dict__`` keeps attributes of the app's own (``ws.user = ...``) possible.
+    # (The base class holds the ones every message reads.)
     __slots__ = ('_acceptor', 'environ', 'url', 'version', 'close_timeout', 'protocol',
-                 'extensions', 'ready_state', 'close_code', 'close_reason', '_onopen',
-                 '_onmessage', '_onerror', '_onclose', '_used', '_sock', '_raw', '_channel',
-                 '_drained', '_corked', '_conn', '_queue', '_send_lock', '_read_lock',
-                 '_over', '_pings', '__dict__', '__weakref__')
+                 'extensions', 'close_code', 'close_reason', '_onopen', '_onerror',
+                 '_onclose', '_used', '_sock', '_raw', '_drained', '_over', '_pings',
+                 '__dict__', '__weakref__')
 
     onopen = _Callback()
     onmessage = _Callback()

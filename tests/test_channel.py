@@ -192,10 +192,17 @@ def test_a_closed_connection_never_writes_to_the_descriptor_reused_after_it(pair
         other.close()
 
 
-def test_receive_and_send_are_compiled_for_their_common_case_when_built():
-    compiled = WebSocket.receive.__module__ == WebSocket.send.__module__ == 'geventws._channel'
+def test_receive_send_and_run_forever_are_compiled_for_their_common_case_when_built():
+    methods = (WebSocket.receive, WebSocket.send, WebSocket.run_forever)
+    compiled = {method.__module__ for method in methods} == {'geventws._channel'}
     assert compiled == geventws.speedups_enabled()
     assert 'next message' in WebSocket.receive.__doc__   # the API's own docstring
+    # The attributes they read are C fields of the base class: still attributes to Python.
+    assert (WebSocket.__mro__[1].__module__ == 'geventws._channel') == compiled
+    ws = WebSocket()
+    assert ws.ready_state == WebSocket.CONNECTING and ws._queue is None
+    ws.ready_state, ws._queue = WebSocket.OPEN, 'queued'
+    assert (ws.ready_state, ws._queue) == (1, 'queued')
 
 
 def test_a_receive_given_up_by_a_timeout_loses_nothing(pair):
