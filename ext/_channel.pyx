@@ -92,6 +92,7 @@ cdef class Channel:
     cdef MessageReader _reader
     cdef object _sock, _conn, _buffer
     cdef object _watcher, _hub   # the socket's read watcher and hub (gevent attributes)
+    cdef object _parked, _wake   # the greenlet that last waited to read, its switch()
     cdef unsigned char *_buf
     cdef Py_ssize_t _cap
     cdef bint _drained
@@ -156,7 +157,11 @@ cdef class Channel:
         if watcher.callback is not None:
             self._sock._wait(watcher)   # raises: one greenlet waits on a socket at a time
             return 0
-        watcher.start(getcurrent().switch)
+        current = getcurrent()
+        if current is not self._parked:   # bound once per greenlet that reads
+            self._parked = current
+            self._wake = current.switch
+        watcher.start(self._wake)
         try:
             self._hub.switch()
         finally:
