@@ -16,10 +16,11 @@ for small messages (issue 3, S1). ``Channel`` does the same work in two calls:
   messages, and returns what the kernel did not take for the caller to write while waiting.
 
 ``hot_path`` compiles ``WebSocket.receive()``, ``run_forever()`` and ``send()`` for their
-common case on top of these. With them, the server's share of a small message's round trip
-(S1) costs 15.0k instructions against 22.1k with the Python ``receive()`` and ``send()``
-around the same calls, and 26.7k for an ``onmessage`` callback, where picows takes 17.3k
-(counted with callgrind, which this VM's noise does not blur: bench/RESULTS.md). A greenlet
+common case on top of these. With them and ``WebSocketState`` (the attributes they read, as C
+fields), the server's share of a small message's round trip (S1) costs 13.3k instructions
+against 22.1k with the Python ``receive()`` and ``send()`` around the same calls, and 26.7k
+for an ``onmessage`` callback, where picows takes 17.3k (counted with callgrind, which this
+VM's noise does not blur: bench/RESULTS.md). A greenlet
 parked in the compiled ``receive()`` keeps its C frames in its saved stack, about 300 bytes
 more per idle connection than parked in Python (issue 3, S4: 12.6 KiB).
 
