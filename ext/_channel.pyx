@@ -41,7 +41,6 @@ from greenlet import getcurrent
 
 from geventws._speedups cimport MessageReader, _write_header
 from geventws.events import MessageEvent, OpenEvent
-from geventws.frames import CLOSE_ABNORMAL
 from geventws._lock cimport Lock
 
 
@@ -285,7 +284,7 @@ cdef inline object _lone_message(WebSocketState ws):
     """The common case of reading: the ``MessageEvent`` of the next message when nothing is
     queued, the connection is open and served by a ``Channel``, no other greenlet reads, and
     the bytes read hold that message alone. Else None, and what was read (if anything) went
-    to the queue or ended the connection, as ``WebSocket._read`` would have it."""
+    to the queue or ended the connection (``WebSocket._handle_items``)."""
     cdef Lock lock
     cdef Channel channel
     if ws._queue is None and ws.ready_state == OPEN:
@@ -298,10 +297,7 @@ cdef inline object _lone_message(WebSocketState ws):
                 got = channel._read(True)
                 if type(got) is not list and got is not None:
                     return got
-                if got is None:   # RFC 6455 7.1.5: a TCP close without a close frame
-                    ws._terminate(CLOSE_ABNORMAL, '', False)
-                else:
-                    ws._handle_events(ws._conn.events_for(got))
+                ws._handle_items(got)
             finally:
                 lock.release()
     return None

@@ -49,7 +49,8 @@ else:
     frame = frames.frame
 
 Channel = None if _channel is None else _channel.Channel   # None: geventws.sockio's path
-#: WebSocket's receive() and send() for the common case, compiled (None: Python only).
+#: WebSocket's receive(), send() and run_forever() for the common case, compiled (None:
+#: Python only).
 hot_path = None if _channel is None else _channel.hot_path
 #: The base of WebSocket whose attributes the compiled hot path reads (None: Python only).
 WebSocketState = None if _channel is None else _channel.WebSocketState

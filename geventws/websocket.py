@@ -346,11 +346,7 @@ class WebSocket(speedups.WebSocketState or _State):
         keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
         connection)."""
         if self._channel is not None:   # the same, compiled
-            items = self._channel.read()
-            if items is None:   # RFC 6455 7.1.5: a TCP close without a close frame
-                self._terminate(CLOSE_ABNORMAL, '', False)
-            else:
-                self._handle_events(self._conn.events_for(items))
+            self._handle_items(self._channel.read())
             return
         buffer = _read_buffer()
         try:
@@ -367,6 +363,14 @@ class WebSocket(speedups.WebSocketState or _State):
                 self._terminate(CLOSE_ABNORMAL, '', False)
             return
         self._handle_data(buffer[:size])
+
+    def _handle_items(self, items):
+        """The consequences of a ``Channel`` read: the reader's ``items``, or None when the
+        peer closed or reset TCP (RFC 6455 7.1.5: without a close frame, abnormally)."""
+        if items is None:
+            self._terminate(CLOSE_ABNORMAL, '', False)
+        else:
+            self._handle_events(self._conn.events_for(items))
 
     def _handle_data(self, data):
         self._handle_events(self._conn.receive_data(data))

@@ -1,8 +1,9 @@
 """Interop: the server against clients no one here wrote: websocket-client, websockets' sync
 client, aiohttp's client and Node's ``ws``. Each runs the same scenario: text, binary of
 0 B to 2 MiB, fragmented messages both ways, pings both ways, and a close with a code and a
-reason, which the server must see and echo. The server runs without compression so that
-these are plain RFC 6455 frames (permessage-deflate interop is tested on its own)."""
+reason, which the server must see and echo. The server app runs in both styles, iterating
+the WebSocket and with ``onmessage`` callbacks, and without compression so that these are
+plain RFC 6455 frames (permessage-deflate interop is tested on its own)."""
 import asyncio
 import json
 import os
@@ -23,33 +24,49 @@ CLOSE = (4001, 'bye-bye')
 
 class InteropApp:
     """Echo, plus commands that make the server fragment and ping; records how each
-    connection was closed."""
+    connection was closed. Written in the blocking style (iterating the WebSocket)."""
 
     def __init__(self):
         self.closes = []
 
     def __call__(self, environ, start_response):
         ws = environ['wsgi.websocket']
-        pong = None
+        pongs = []
         for message in ws:
-            if message == 'fragment-me':
-                ws.send(iter(['frag', 'men', 'ted']))
-                ws.send(iter([b'\x01', b'\x02\x03']))
-            elif message == 'ping-me':
-                pong = ws.ping(b'server ping')
-                ws.send('pinged')
-            elif message == 'check':
-                ws.send(str(pong.is_set()))      # the client's pong came before 'check'
-            else:
-                ws.send(message)
+            self.answer(ws, message, pongs)
         self.closes.append((ws.close_code, ws.close_reason))
         return []
+
+    @staticmethod
+    def answer(ws, message, pongs):
+        """``pongs``: the events of the server's pings, set when their pong arrives."""
+        if message == 'fragment-me':
+            ws.send(iter(['frag', 'men', 'ted']))
+            ws.send(iter([b'\x01', b'\x02\x03']))
+        elif message == 'ping-me':
+            pongs.append(ws.ping(b'server ping'))
+            ws.send('pinged')
+        elif message == 'check':
+            ws.send(str(pongs[-1].is_set()))   # the client's pong came before 'check'
+        else:
+            ws.send(message)
 
     def wait_close(self):
         deadline = time.monotonic() + TIMEOUT
         while not self.closes and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.closes
+
+
+class InteropEventsApp(InteropApp):
+    """The same, in the event style: ``onmessage`` and ``onclose`` (``run_forever()``)."""
+
+    def __call__(self, environ, start_response):
+        ws = environ['wsgi.websocket']
+        pongs = []
+        ws.onmessage = lambda event: self.answer(ws, event.data, pongs)
+        ws.onclose = lambda event: self.closes.append((event.code, event.reason))
+        return []
 
 
 def pattern(n):
@@ -204,9 +221,9 @@ class Aiohttp:
         self.loop.close()
 
 
-@pytest.fixture
-def interop_server(serve):
-    app = InteropApp()
+@pytest.fixture(params=[InteropApp, InteropEventsApp], ids=['blocking', 'onmessage'])
+def interop_server(serve, request):
+    app = request.param()
     return serve(app, WebSocketHandler.configure(compression=None)), app
 
 

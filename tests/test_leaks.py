@@ -7,6 +7,7 @@ import time
 import weakref
 
 import greenlet
+import websocket
 
 from conftest import echo_app
 from geventws.frames import OP_TEXT
@@ -96,7 +97,11 @@ def test_a_finished_connection_is_freed_without_the_cycle_collector(serve):
             client = RawClient(server.port)
             client.handshake()
             ending(client)
+        peer = websocket.create_connection(server.url, timeout=5)   # a client no one here wrote
+        peer.send('hello')
+        assert peer.recv() == 'hello'
+        peer.close()
         alive = _settled(lambda: sum(ref() is not None for ref in kept), 0)
     finally:
         gc.enable()
-    assert len(kept) == len(ENDINGS) and alive == 0
+    assert len(kept) == len(ENDINGS) + 1 and alive == 0
