@@ -30,9 +30,11 @@ from .limits import MAX_HEADER_LINE, MAX_HEADER_LINES
 _PLAIN_FIELDS = re.compile(r'(?:[!-9;-~]+:.*\r\n)*')
 _FIELD = re.compile(r'([!-9;-~]+):[ \t]*(.*)\r\n')
 _BLANK_LINES = (b'\r\n', b'\n')
-#: Fields of a request with a body (or of one that waits to send it): pywsgi's own reading
-#: handles those (plain_upgrade_head).
-_BODY_FIELDS = frozenset(('content-length', 'content-type', 'transfer-encoding', 'expect'))
+#: The environ keys of fields of a request with a body (or of one that waits to send it):
+#: pywsgi's own reading handles those (plain_upgrade_head). A name with '_' in it, which
+#: gets no key, is none of those fields.
+_BODY_KEYS = frozenset(('HTTP_CONTENT_LENGTH', 'HTTP_CONTENT_TYPE', 'HTTP_TRANSFER_ENCODING',
+                        'HTTP_EXPECT'))
 
 
 def read_request_head(rfile, *_seekable):
@@ -116,12 +118,16 @@ def plain_upgrade_head(data):
         return None   # pywsgi answers 400
     environ = {}
     for name, value in found:
-        if name.lower() in _BODY_FIELDS:
-            return None
         if '_' in name:
             continue   # pywsgi drops such fields from the environ
         # pywsgi: 'HTTP_' + the name, and the value as it comes out of '%s: %s\r\n', stripped
-        add_environ_field(environ, 'HTTP_' + name.replace('-', '_').upper(), value.strip())
+        key = 'HTTP_' + name.replace('-', '_').upper()
+        if key in environ:   # a repeated field
+            add_environ_field(environ, key, value.strip())
+        else:
+            environ[key] = value.strip()
+    if not _BODY_KEYS.isdisjoint(environ):
+        return None
     if (not is_websocket_upgrade(environ) or
             ('HTTP_SEC_WEBSOCKET_KEY' not in environ and
              'HTTP_SEC_WEBSOCKET_VERSION' not in environ)):

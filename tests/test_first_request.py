@@ -29,6 +29,7 @@ PLAIN = b'GET / HTTP/1.1\r\n' + UPGRADE + KEY + b'Sec-WebSocket-Version: 13\r\n\
     b'GET / HTTP/1.1\r\nUpgrade: h2c, WebSocket\r\nSec-WebSocket-Version: 99\r\n\r\n',
     b'GET  /x\tHTTP/1.1\r\n' + UPGRADE + KEY + b'\r\n',                    # odd spacing
     b'GET / HTTP/1.1\r\n' + UPGRADE + KEY + b'X_Under: 1\r\nCookie: a\r\ncookie: b\r\n\r\n',
+    PLAIN.replace(b'\r\n\r\n', b'\r\nContent_Length: 5\r\n\r\n'),   # no body field: no '-'
 ])
 def test_plain_upgrade_heads_are_taken(data):
     head = plain_upgrade_head(data)
@@ -116,12 +117,14 @@ REQUESTS = {
 }
 
 
+@pytest.mark.parametrize('base', [{}, {'HTTP_X_BASE': 'server', 'HTTP_COOKIE': 'server=1'}],
+                         ids=['plain base environ', 'base environ with fields'])
 @pytest.mark.parametrize('name', sorted(REQUESTS))
-def test_same_request_as_pywsgi_reads(name, serve, monkeypatch):
+def test_same_request_as_pywsgi_reads(name, base, serve, monkeypatch):
     taken = []
     monkeypatch.setattr(handler_module, 'plain_upgrade_head',
                         lambda data: taken.append(plain_upgrade_head(data)) or taken[-1])
-    environ = {'HTTP_X_BASE': 'server', 'HTTP_COOKIE': 'server=1'}
+    environ = dict(base)
     ours = serve(_environ_page, Recording, environ=environ)
     pywsgis = serve(_environ_page, PywsgiReading, environ=environ)
     responses = [_exchange(server.port, REQUESTS[name]) for server in (ours, pywsgis)]
