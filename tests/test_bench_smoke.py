@@ -109,3 +109,18 @@ def test_memory_breakdown_of_idle_connections(loadgen):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '50 idle connections' in proc.stdout
     assert 'geventws/' in proc.stdout    # our own allocations are among those listed
+
+
+def test_bytecodes_per_connection(loadgen):
+    proc = subprocess.run([sys.executable, str(BENCH / 'bytecodes.py'), '--duration', '0.3',
+                           '--top', '40'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = re.match(r'(\d+) connections \((compiled|pure-Python) path\): (\d+) bytecodes',
+                     proc.stdout)
+    assert found, proc.stdout
+    connections, path, bytecodes = found.groups()
+    assert int(connections) > 0 and int(bytecodes) > 0
+    assert path == ('pure-Python' if os.environ.get('GEVENTWS_NO_EXTENSIONS') else 'compiled')
+    # The connections' code is counted, and this script's waiting is not.
+    assert 'geventws/handler.py' in proc.stdout and 'plain_upgrade_head' in proc.stdout
+    assert 'bytecodes.py' not in proc.stdout
