@@ -70,6 +70,7 @@ def _assert_strict(verdicts):
     assert not failed, 'cases not OK (see the reports for each): %s' % failed
 
 
+@pytest.mark.timeout(TIMEOUT + 60)   # the whole suite's limit is for one quick test
 def test_fuzzing_client_against_the_server(serve, tmp_path):
     server = serve(echo_app)
     command, env = _wstest('fuzzingclient', {
@@ -105,6 +106,7 @@ def _echo_case(url):
         pass
 
 
+@pytest.mark.timeout(TIMEOUT + 60)
 def test_fuzzing_server_against_the_client(tmp_path):
     port = free_port()
     base = 'ws://127.0.0.1:%d' % port
