@@ -121,11 +121,7 @@ def plain_upgrade_head(data):
         if '_' in name:
             continue   # pywsgi drops such fields from the environ
         # pywsgi: 'HTTP_' + the name, and the value as it comes out of '%s: %s\r\n', stripped
-        key = 'HTTP_' + name.replace('-', '_').upper()
-        if key in environ:   # a repeated field
-            add_environ_field(environ, key, value.strip())
-        else:
-            environ[key] = value.strip()
+        add_environ_field(environ, 'HTTP_' + name.replace('-', '_').upper(), value.strip())
     if not _BODY_KEYS.isdisjoint(environ):
         return None
     if (not is_websocket_upgrade(environ) or
