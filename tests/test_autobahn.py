@@ -15,15 +15,14 @@ every case.
 """
 import json
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import echo_app, free_port, require_tool
 from geventws import ConnectionClosed, connect
+from test_deploy_apps.support import programs  # noqa: F401  (a fixture)
 
 AUTOBAHN = Path(__file__).resolve().parent.parent / '.venv' / 'autobahn'
 AGENT = 'geventws'
@@ -83,18 +82,6 @@ def test_fuzzing_client_against_the_server(serve, tmp_path):
     _assert_strict(_verdicts(tmp_path / 'reports'))
 
 
-def _wait_listening(port, process, deadline=30):
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
-        assert process.poll() is None, 'the fuzzing server exited'
-        try:
-            socket.create_connection(('127.0.0.1', port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError('the fuzzing server did not listen within %d s' % deadline)
-
-
 def _echo_case(url):
     """Echo every message of one case, as the suite asks of a client under test. A send
     that meets the closing handshake ends the case like the server's close does."""
@@ -107,26 +94,19 @@ def _echo_case(url):
 
 
 @pytest.mark.timeout(TIMEOUT + 60)
-def test_fuzzing_server_against_the_client(tmp_path):
+def test_fuzzing_server_against_the_client(programs, tmp_path):
     port = free_port()
     base = 'ws://127.0.0.1:%d' % port
     command, env = _wstest('fuzzingserver', {
         'url': base, 'outdir': str(tmp_path / 'reports'), 'cases': CASES,
         'exclude-cases': [], 'exclude-agent-cases': {}}, tmp_path)
-    with open(tmp_path / 'fuzzingserver.log', 'w') as log:
-        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
-        _wait_listening(port, process)
-        ws = connect(base + '/getCaseCount')
-        count = int(ws.receive())
-        ws.close()
-        assert count == CASE_COUNT
-        for case in range(1, count + 1):
-            _echo_case('%s/runCase?case=%d&agent=%s' % (base, case, AGENT))
-        ws = connect('%s/updateReports?agent=%s' % (base, AGENT))
-        assert ws.receive() is None   # the server closes once the reports are written
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    programs(command, port, cwd=tmp_path, env=env)   # waits for its port; always stopped
+    ws = connect(base + '/getCaseCount')
+    count = int(ws.receive())
+    ws.close()
+    assert count == CASE_COUNT
+    for case in range(1, count + 1):
+        _echo_case('%s/runCase?case=%d&agent=%s' % (base, case, AGENT))
+    ws = connect('%s/updateReports?agent=%s' % (base, AGENT))
+    assert ws.receive() is None   # the server closes once the reports are written
     _assert_strict(_verdicts(tmp_path / 'reports'))
