@@ -4,7 +4,8 @@ with the machine's speed, unlike S5's time on a shared VM (bench/RESULTS.md, "S5
 ``bench/bytecodes.py [--duration 1] [--top 25]`` serves the benchmark's echo app
 (bench/servers/geventws_server.py) in this process on a free 127.0.0.1 port, warms it up
 with one churn worker of the load generator, then counts every bytecode that the
-connections' greenlets run (``sys.settrace`` with opcode events) while one worker makes
+connections' greenlets run (``sys.settrace`` with opcode events; ``sys.monitoring`` from
+Python 3.12 on) while one worker makes
 connections for ``--duration`` seconds, and prints them per connection: the total, by source
 file and by function. With ``GEVENTWS_NO_EXTENSIONS=1`` it counts the pure-Python path.
 
@@ -30,17 +31,43 @@ from geventws_server import app  # noqa: E402
 
 import geventws  # noqa: E402
 
+_monitoring = getattr(sys, 'monitoring', None)   # Python 3.12 and later
+
 
 class BytecodeCounter:
-    """A ``sys.settrace`` tracer counting the opcodes run per code object, and its calls,
-    in every greenlet but the main one (this script's, waiting for the load generator)."""
+    """Counts the bytecodes run per code object, and its calls, in every greenlet but the
+    main one (this script's, waiting for the load generator).
+
+    Up to Python 3.11 with ``sys.settrace`` and opcode events; from 3.12 on with
+    ``sys.monitoring`` (PEP 669), because there a frame that turns on ``f_trace_opcodes``
+    in its own call event gets no opcode events. The instruction sets differ between
+    versions, so counts compare within one Python version only."""
 
     def __init__(self):
         self.opcodes = collections.Counter()
         self.calls = collections.Counter()
         self._main = getcurrent()
 
-    def __call__(self, frame, event, arg):   # a new frame: trace its opcodes, not its lines
+    def start(self):
+        if _monitoring is None:
+            sys.settrace(self._trace)
+            return
+        tool = _monitoring.PROFILER_ID
+        _monitoring.use_tool_id(tool, 'geventws bytecodes')
+        _monitoring.register_callback(tool, _monitoring.events.PY_START, self._started)
+        _monitoring.register_callback(tool, _monitoring.events.INSTRUCTION, self._instruction)
+        _monitoring.set_events(tool, _monitoring.events.PY_START |
+                               _monitoring.events.INSTRUCTION)
+
+    def stop(self):
+        if _monitoring is None:
+            sys.settrace(None)
+            return
+        tool = _monitoring.PROFILER_ID
+        _monitoring.set_events(tool, 0)
+        _monitoring.free_tool_id(tool)
+
+    def _trace(self, frame, event, arg):   # a new frame: trace its opcodes, not its lines
         if getcurrent() is self._main:
             return None
         frame.f_trace_opcodes = True
@@ -52,6 +79,14 @@ class BytecodeCounter:
         if event == 'opcode':
             self.opcodes[frame.f_code] += 1
         return self._opcode
+
+    def _started(self, code, offset):
+        if getcurrent() is not self._main:
+            self.calls[code] += 1
+
+    def _instruction(self, code, offset):
+        if getcurrent() is not self._main:
+            self.opcodes[code] += 1
 
 
 def _churn(port, duration):
@@ -104,11 +139,11 @@ def main():
     try:
         _churn(server.server_port, 0.2)   # first connections: imports, caches, frame stacks
         counter = BytecodeCounter()
-        sys.settrace(counter)
+        counter.start()
         try:
             connections = _churn(server.server_port, options.duration)
         finally:
-            sys.settrace(None)
+            counter.stop()
     finally:
         server.stop()
     report(counter, connections, options.top)
