@@ -150,9 +150,10 @@ def test_an_idle_connection_saves_a_small_c_stack(serve):
         idle = parked._stack_saved
     finally:
         client.close()
-    # 1264 bytes here, waiting in the compiled receive() (geventws._channel); 1056 when the
-    # wait was in Python, whose frames cost a round trip more CPU (issue 3, S1).
-    assert 0 < idle - _parked_stack_size() < 1300
+    # 1264 bytes here (CPython 3.11; 1312 on 3.13), waiting in the compiled receive()
+    # (geventws._channel); 1056 when the wait was in Python, whose frames cost a round trip
+    # more CPU (issue 3, S1); about 1,800 through gevent's sock._wait.
+    assert 0 < idle - _parked_stack_size() < 1500
 
 
 def _has_own_dict(handler):
