@@ -8,6 +8,7 @@ When the extension was not built, one warning says so at import and everything s
 """
 import importlib
 import os
+import sys
 import warnings
 
 from . import frames, lock, reader
@@ -37,7 +38,10 @@ if not _forced_pure:
         # Built with it; _channel on POSIX only (elsewhere the I/O stays Python).
         _channel = _optional('geventws._channel')
         _lock = _optional('geventws._lock')
-        _framestacks = _optional('geventws._framestacks')
+        # Greenlets get Python frame stacks of their own from CPython 3.11 on; before, their
+        # frames are heap objects and there is nothing to keep.
+        if sys.version_info >= (3, 11):
+            _framestacks = _optional('geventws._framestacks')
 
 if _compiled is not None:
     MessageReader = _compiled.MessageReader
@@ -59,7 +63,8 @@ Lock = lock.Lock if _lock is None else _lock.Lock
 
 def recycle_frame_stacks():
     """Keep the Python frame stacks of finished greenlets for the next ones, when the
-    compiled path is in use (geventws._framestacks); else nothing changes."""
+    compiled path is in use on CPython 3.11 or later (geventws._framestacks); else nothing
+    changes."""
     if _framestacks is not None:
         _framestacks.recycle()
 
