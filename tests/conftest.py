@@ -94,6 +94,17 @@ class ThreadedServer:
         return 'ws://127.0.0.1:%d/' % self.port
 
 
+@pytest.fixture(autouse=True)
+def fresh_hub_clock():
+    """Each test starts with the clock of this thread's gevent hub read now. libev reads the
+    clock once per loop iteration, and gevent starts some timers from that reading without
+    reading it again (``joinall``/``iwait`` timeouts, ``sleep``): after seconds of tests that
+    did not run this thread's hub, a ``joinall(timeout=5)`` was due at once and returned
+    before the greenlets ran (test_lock, after the Autobahn, benchmark and browser tests)."""
+    import gevent
+    gevent.get_hub().loop.update_now()
+
+
 @pytest.fixture
 def serve():
     """``serve(app, handler_class=None, **WSGIServer kwargs) -> ThreadedServer`` (started)."""
