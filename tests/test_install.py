@@ -17,6 +17,7 @@ import textwrap
 
 import pytest
 
+from conftest import require_tool
 import geventws
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,12 +63,10 @@ def _source_files():
             if name and os.path.isfile(os.path.join(ROOT, name))]
 
 
-@pytest.fixture
-def installed(tmp_path):
-    """A function that pip-installs a copy of the tree into a new virtualenv with the given
-    extra environment and returns what CHECK printed there."""
-    if not shutil.which('git'):
-        pytest.fail('git is needed to list the source files')
+def _install(tmp_path, **extra_env):
+    """Pip-install a copy of the tree into a new virtualenv, with ``extra_env`` added to the
+    environment, and return what CHECK printed there."""
+    require_tool('git', 'to list the source files')
     tree = tmp_path / 'src'
     for name in _source_files():
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
@@ -75,30 +74,26 @@ def installed(tmp_path):
     venv = tmp_path / 'venv'
     subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
     python = str(venv / 'bin' / 'python')
-
-    def install(**extra_env):
-        env = dict(os.environ, **extra_env)
-        env.pop('GEVENTWS_NO_EXTENSIONS', None)   # the install and the check as a user's
-        done = subprocess.run([python, '-m', 'pip', 'install', '--disable-pip-version-check',
-                               str(tree)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=600)
-        assert done.returncode == 0, done.stdout.decode(errors='replace')[-4000:]
-        check = subprocess.run([python, '-c', CHECK], env=env, cwd=str(tmp_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        assert check.returncode == 0, check.stderr.decode(errors='replace')
-        return json.loads(check.stdout)
-
-    return install
+    env = dict(os.environ, **extra_env)
+    env.pop('GEVENTWS_NO_EXTENSIONS', None)   # the install and the check as a user's
+    done = subprocess.run([python, '-m', 'pip', 'install', '--disable-pip-version-check',
+                           str(tree)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=600)
+    assert done.returncode == 0, done.stdout.decode(errors='replace')[-4000:]
+    check = subprocess.run([python, '-c', CHECK], env=env, cwd=str(tmp_path),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert check.returncode == 0, check.stderr.decode(errors='replace')
+    return json.loads(check.stdout)
 
 
 @pytest.mark.timeout(900)
-def test_pip_install(installed):
+def test_pip_install(tmp_path):
     if geventws.speedups_enabled():   # the compiled run: a machine with a C compiler
-        seen = installed()
+        seen = _install(tmp_path)
         assert seen['speedups'] is True
         assert seen['warnings'] == []
     else:   # the pure-Python run: no working compiler
-        seen = installed(CC='/bin/false')
+        seen = _install(tmp_path, CC='/bin/false')
         assert seen['speedups'] is False
         assert len(seen['warnings']) == 1, seen['warnings']
         assert 'C compiler' in seen['warnings'][0]
