@@ -63,4 +63,5 @@ bench: build $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build geventws/*.so geventws/*.c ext/*.c tests/node/node_modules
+	rm -rf $(VENV) build tests/node/node_modules
+	find geventws ext \( -name "*.so" -o -name "*.c" \) -delete

@@ -1,5 +1,6 @@
-"""Build script: compiles the Cython hot path in ext/ into geventws._speedups,
-geventws._channel, geventws._framestacks and geventws._lock when it can.
+"""Build script: compiles the Cython hot path (ext/) into geventws.protocol._reader,
+geventws.io._channel, geventws.io._lock and geventws._framestacks when it can
+(geventws/speedups.py says which source is the twin of which).
 
 A machine without a C compiler (or without Cython) still gets a working, pure-Python install:
 the build failure is reported once and the package falls back to its pure-Python twin.
@@ -31,10 +32,10 @@ class OptionalBuildExt(build_ext):
         sys.stderr.write('WARNING: geventws speedups not built (%s); using pure Python\n' % exc)
 
 
-#: What ``_channel`` cimports from ``_speedups``, found by its module name under ext/.
-SHARED = 'ext/geventws/_speedups.pxd'
-#: The C types of the compiled ``geventws/lock.py``.
-LOCK_TYPES = 'ext/geventws/_lock.pxd'
+#: The Cython sources, under ext/ in the package's layout; the .pxd files there also type
+#: the modules compiled from their Python source (Cython's pure-Python mode).
+READER_TYPES = 'ext/geventws/protocol/_reader.pxd'
+LOCK_TYPES = 'ext/geventws/io/_lock.pxd'
 
 
 def extensions():
@@ -45,21 +46,23 @@ def extensions():
     except ImportError:
         sys.stderr.write('WARNING: Cython not installed; geventws speedups not built\n')
         return []
+
+    def compiled(name, source, depends=()):
+        return Extension(name, [source], depends=list(depends), extra_compile_args=['-O3'])
+
     return cythonize(
-        [Extension('geventws._speedups', ['ext/_speedups.pyx'], depends=[SHARED],
-                   extra_compile_args=['-O3']),
-         Extension('geventws._channel', ['ext/_channel.pyx'], depends=[SHARED],
-                   extra_compile_args=['-O3']),
-         Extension('geventws._framestacks', ['ext/_framestacks.pyx'],
-                   extra_compile_args=['-O3']),
-         # lock.py itself, typed by ext/geventws/_lock.pxd (Cython's pure-Python mode).
-         Extension('geventws._lock', ['geventws/lock.py'], depends=[LOCK_TYPES],
-                   extra_compile_args=['-O3'])],
+        [compiled('geventws.protocol._reader', 'ext/geventws/protocol/_reader.pyx',
+                  [READER_TYPES]),
+         compiled('geventws.io._channel', 'ext/geventws/io/_channel.pyx',
+                  [READER_TYPES, LOCK_TYPES]),
+         # lock.py itself, typed by LOCK_TYPES.
+         compiled('geventws.io._lock', 'geventws/io/lock.py', [LOCK_TYPES]),
+         compiled('geventws._framestacks', 'ext/geventws/_framestacks.pyx')],
         include_path=['ext'],
         compiler_directives={'language_level': '3', 'boundscheck': False,
                              'wraparound': False, 'cdivision': True},
     )
 
 
-setup(ext_modules=extensions() if os.path.exists('ext/_speedups.pyx') else [],
+setup(ext_modules=extensions() if os.path.exists(READER_TYPES) else [],
       cmdclass={'build_ext': OptionalBuildExt})

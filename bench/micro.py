@@ -9,10 +9,10 @@ import json
 import os
 import time
 
-from geventws import frames, reader
+from geventws.protocol import frames, reader
 
 try:
-    from geventws import _speedups
+    from geventws.protocol import _reader as _speedups
 except ImportError:  # not built: the table says so instead of failing
     _speedups = None
 
@@ -76,8 +76,8 @@ def cases(size):
     readers.append(('pure-Python', reader.MessageReader))
     yield 'bytes copy (the limit)', lambda: bytes(source)
     if _speedups is not None:
-        yield 'mask, compiled (geventws._speedups.mask)', lambda: _speedups.mask(data, KEY)
-    yield 'mask, pure Python (geventws.frames.mask)', lambda: frames.mask(data, KEY)
+        yield 'mask, compiled (geventws.protocol._reader.mask)', lambda: _speedups.mask(data, KEY)
+    yield 'mask, pure Python (geventws.protocol.frames.mask)', lambda: frames.mask(data, KEY)
     for kind, text in texts.items():
         yield "UTF-8 decode, %s: bytes.decode('utf-8')" % kind, text.decode
     for name, reader_class in readers:

@@ -49,7 +49,7 @@ def _header(text):
 def _session(options):
     import gevent
 
-    from .client import connect
+    from .io.client import connect
     from .errors import WebSocketError
     from .limits import OPEN_TIMEOUT
 

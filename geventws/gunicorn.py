@@ -21,8 +21,9 @@ gevent worker. Three more are applied here because gunicorn's pywsgi worker igno
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
-from .handler import WebSocketHandler, request_headers_from_environ
+from .io.handler import WebSocketHandler, request_headers_from_environ
 from .shutdown import OpenWebSockets
+from .speedups import recycle_frame_stacks
 
 
 class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
@@ -63,6 +64,7 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
 
     def init_process(self):
         # Runs in the worker after the fork; gunicorn's init_process then runs the worker.
+        recycle_frame_stacks()   # a greenlet per connection
         self.websockets = OpenWebSockets()
         self.servers = []
         self.wsgi_handler = self.wsgi_handler.configure(

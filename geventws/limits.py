@@ -12,6 +12,11 @@ CLOSE_TIMEOUT = 5.0
 #: recv() returns what is there and the buffer is freed with the bytes object.
 READ_SIZE = 256 * 1024
 
+#: A read shorter than this most likely emptied the socket (a lone small message), so the
+#: next read waits for readability first rather than paying an EAGAIN; after a longer one
+#: (a large message streaming in) the next read is tried at once.
+SMALL_READ = 4096
+
 #: Payloads up to this size are joined with their frame header into one write; larger ones
 #: are written after the header without the copy a concatenation would cost.
 JOIN_LIMIT = 64 * 1024

@@ -15,7 +15,7 @@ Bottle, a second GET route on a path replaces the first. The view runs for the c
 whole life inside the request context. What it returns is the answer when it never used the
 socket (a 403, say: nothing is upgraded) and is ignored once the connection was upgraded.
 """
-from .handshake import is_websocket_upgrade
+from .protocol.http import is_websocket_upgrade
 
 _NO_HANDLER = ('a WebSocket upgrade reached %r but the server has no WebSocket support: run '
                'it with handler_class=geventws.WebSocketHandler, `python -m geventws serve` '

@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 
+from .speedups import recycle_frame_stacks
+
 GRACEFUL_TIMEOUT = 10.0
 
 
@@ -44,6 +46,7 @@ def main(argv=None):
         parser.error('cannot load %s: %s' % (args.app, exc))
     server = make_server(app, args.host, args.port, certfile=args.certfile,
                          keyfile=args.keyfile, forwarded_allow_ips=args.forwarded_allow_ips)
+    recycle_frame_stacks()   # this process is a server: a greenlet per connection
     print('serving %s at %s' % (args.app, ' and '.join(urls(server))), flush=True)
     serve_until_stopped(server, args.graceful_timeout)
     return 0

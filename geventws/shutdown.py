@@ -15,7 +15,7 @@ import gevent
 from gevent.pool import Group
 
 from .errors import WebSocketError
-from .handler import WebSocketHandler
+from .io.handler import WebSocketHandler
 
 GOING_AWAY = 1001
 

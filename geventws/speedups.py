@@ -1,74 +1,108 @@
-"""Chooses the hot path: the compiled ``geventws._speedups`` (the parser and framing),
-``geventws._channel`` (the I/O of plain TCP connections), ``geventws._lock`` (lock.py
-compiled) and ``geventws._framestacks`` (frame stacks kept for the next greenlets), or their
-pure-Python twins (for the last: nothing).
+"""The one place that chooses between the compiled modules and their pure-Python twins;
+everything else imports the chosen names from here.
 
-``GEVENTWS_NO_EXTENSIONS=1`` forces the pure-Python twin (CI runs the whole suite both ways).
-When the extension was not built, one warning says so at import and everything still works.
+==============================================  =============================================
+compiled module (its source)                    pure-Python twin
+==============================================  =============================================
+``geventws.protocol._reader``                   ``protocol/reader.py`` (``MessageReader``) and
+(``ext/geventws/protocol/_reader.pyx``)         ``protocol/frames.py`` (``mask``, ``frame``)
+``geventws.io._lock`` (``io/lock.py`` itself,   ``io/lock.py``
+typed by ``ext/geventws/io/_lock.pxd``)
+``geventws.io._channel``                        ``io/base.py`` (``WebSocketBase``); for
+(``ext/geventws/io/_channel.pyx``)              ``Channel``, None: ``io/sockio.py`` does its work
+``geventws._framestacks``                       none: installed only on request
+(``ext/geventws/_framestacks.pyx``)             (``recycle_frame_stacks``)
+==============================================  =============================================
+
+``GEVENTWS_NO_EXTENSIONS=1`` forces the twins (CI runs the whole suite both ways). When the
+extensions were not built, one warning says so and everything still works.
+
+The protocol core's names are chosen when this module is imported. The I/O layer's are
+chosen when the I/O layer first asks for them (``__getattr__``): they need gevent, and the
+core imports this module where gevent may not be installed.
 """
 import importlib
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING, Any, Optional
 
-from . import frames, lock, reader
+from .protocol import frames, reader
 
-def _optional(name):
-    """Module ``name``, or None when it was not built."""
+#: True when ``GEVENTWS_NO_EXTENSIONS`` asks for the pure-Python twins.
+NO_EXTENSIONS = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
+
+
+def _compiled(name: str) -> Optional[Any]:
+    """Compiled module ``name``, or None when it was not built. (``import_module``, not
+    ``from . import``: while the package is still importing, the latter reports a missing
+    module as a circular import.)"""
     try:
         return importlib.import_module(name)
     except ImportError:
         return None
 
 
-_forced_pure = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
-_compiled = _channel = _lock = _framestacks = None
-if not _forced_pure:
+_reader: Optional[Any] = None
+if not NO_EXTENSIONS:
     try:
-        # import_module, not ``from . import``: while the package is still importing, the
-        # latter reports a missing module as a circular import.
-        _compiled = importlib.import_module('geventws._speedups')
+        _reader = importlib.import_module('geventws.protocol._reader')
     except ImportError as exc:  # installed without a C compiler, or not built at all
         warnings.warn('geventws: the compiled speedups are not available (%s), so the '
                       'slower pure-Python implementation is used. Reinstall geventws where '
                       'a C compiler is present to build them, or set '
                       'GEVENTWS_NO_EXTENSIONS=1 to choose pure Python and silence this '
                       'warning.' % exc, RuntimeWarning, stacklevel=2)
-    else:
-        # Built with it; _channel on POSIX only (elsewhere the I/O stays Python).
-        _channel = _optional('geventws._channel')
-        _lock = _optional('geventws._lock')
-        # Greenlets get Python frame stacks of their own from CPython 3.11 on; before, their
-        # frames are heap objects and there is nothing to keep.
-        if sys.version_info >= (3, 11):
-            _framestacks = _optional('geventws._framestacks')
 
-if _compiled is not None:
-    MessageReader = _compiled.MessageReader
-    mask = _compiled.mask
-    frame = _compiled.frame
-else:
+if TYPE_CHECKING or _reader is None:
     MessageReader = reader.MessageReader
     mask = frames.mask
     frame = frames.frame
+else:
+    MessageReader = _reader.MessageReader
+    mask = _reader.mask
+    frame = _reader.frame
 
-Channel = None if _channel is None else _channel.Channel   # None: geventws.sockio's path
-#: WebSocket's receive(), send() and run_forever() for the common case, compiled (None:
-#: Python only).
-hot_path = None if _channel is None else _channel.hot_path
-#: The base of WebSocket whose attributes the compiled hot path reads (None: Python only).
-WebSocketState = None if _channel is None else _channel.WebSocketState
-Lock = lock.Lock if _lock is None else _lock.Lock
-
-
-def recycle_frame_stacks():
-    """Keep the Python frame stacks of finished greenlets for the next ones, when the
-    compiled path is in use on CPython 3.11 or later (geventws._framestacks); else nothing
-    changes."""
-    if _framestacks is not None:
-        _framestacks.recycle()
+if TYPE_CHECKING:
+    from .io.base import WebSocketBase
+    from .io.lock import Lock
+    Channel: Any
 
 
-def speedups_enabled():
+def __getattr__(name: str) -> Any:
+    """The I/O layer's twins, chosen on first use: ``Lock``, ``WebSocketBase`` and
+    ``Channel`` (None where ``geventws.io.sockio`` does the work)."""
+    if name not in ('Lock', 'WebSocketBase', 'Channel'):
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    from .io import base, lock
+    channel = lock_c = None
+    if _reader is not None:
+        channel = _compiled('geventws.io._channel')   # POSIX only
+        lock_c = _compiled('geventws.io._lock')
+    chosen = globals()
+    chosen['Lock'] = lock.Lock if lock_c is None else lock_c.Lock
+    chosen['WebSocketBase'] = base.WebSocketBase if channel is None else channel.WebSocketBase
+    chosen['Channel'] = None if channel is None else channel.Channel
+    return chosen[name]
+
+
+def recycle_frame_stacks() -> bool:
+    """Keep the Python frame stacks of finished greenlets for the next ones: a server that
+    runs a greenlet per connection then maps and unmaps no memory per connection (bench/
+    RESULTS.md, "Frame stacks"). Process-wide (it puts a cache in front of CPython's arena
+    allocator), so a library never does it on import: ``geventws serve`` and the gunicorn
+    worker call it at start-up, and a standalone server may. Returns whether it is in use:
+    it needs the compiled path and CPython 3.11 or later (before 3.11, greenlets have no
+    frame stacks of their own); elsewhere nothing changes."""
+    if _reader is None or sys.version_info < (3, 11):
+        return False
+    framestacks = _compiled('geventws._framestacks')
+    if framestacks is None:
+        return False
+    framestacks.recycle()
+    return True
+
+
+def speedups_enabled() -> bool:
     """True when the compiled hot path is the one in use."""
-    return _compiled is not None
+    return _reader is not None

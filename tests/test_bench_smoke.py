@@ -122,5 +122,5 @@ def test_bytecodes_per_connection(loadgen):
     assert int(connections) > 0 and int(bytecodes) > 0
     assert path == ('pure-Python' if os.environ.get('GEVENTWS_NO_EXTENSIONS') else 'compiled')
     # The connections' code is counted, and this script's waiting is not.
-    assert 'geventws/handler.py' in proc.stdout and 'plain_upgrade_head' in proc.stdout
+    assert 'geventws/io/handler.py' in proc.stdout and 'plain_upgrade_head' in proc.stdout
     assert 'bytecodes.py' not in proc.stdout

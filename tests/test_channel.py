@@ -1,4 +1,4 @@
-"""The compiled I/O path (geventws._channel) against the Python path it stands in for.
+"""The compiled I/O path (geventws.io._channel) against the Python path it stands in for.
 
 In the compiled run these go through ``Channel``; in the pure-Python run through the Python
 path. Either way a ``WebSocket`` must put the same bytes on the wire and read the same
@@ -13,11 +13,11 @@ import gevent.socket
 import pytest
 
 import geventws
-from geventws import frames
+from geventws.protocol import frames
 from geventws.errors import ConnectionClosed
-from geventws.legacy import Connection as LegacyConnection
+from geventws.protocol.hixie import HixieConnection as LegacyConnection
 from geventws.protocol import Connection
-from geventws.websocket import WebSocket
+from geventws.io.websocket import WebSocket
 from test_sockio import pair, send_messages, written_now  # noqa: F401 (pair: a fixture)
 
 
@@ -194,11 +194,11 @@ def test_a_closed_connection_never_writes_to_the_descriptor_reused_after_it(pair
 
 def test_receive_send_and_run_forever_are_compiled_for_their_common_case_when_built():
     methods = (WebSocket.receive, WebSocket.send, WebSocket.run_forever)
-    compiled = {method.__module__ for method in methods} == {'geventws._channel'}
+    compiled = {method.__module__ for method in methods} == {'geventws.io._channel'}
     assert compiled == geventws.speedups_enabled()
     assert 'next message' in WebSocket.receive.__doc__   # the API's own docstring
     # The attributes they read are C fields of the base class: still attributes to Python.
-    assert (WebSocket.__mro__[1].__module__ == 'geventws._channel') == compiled
+    assert (WebSocket.__mro__[1].__module__ == 'geventws.io._channel') == compiled
     ws = WebSocket()
     assert ws.ready_state == WebSocket.CONNECTING and ws._queue is None
     ws.ready_state, ws._queue = WebSocket.OPEN, 'queued'

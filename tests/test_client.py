@@ -14,7 +14,7 @@ from conftest import free_port
 from test_protocol import close_frame, frame
 from geventws import (ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketClient,
                       connect)
-from geventws.client import Target
+from geventws.io.client import Target
 
 GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 TIMEOUT = 10

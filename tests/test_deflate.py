@@ -1,4 +1,4 @@
-"""permessage-deflate in the sans-I/O core (``geventws.deflate``): RFC 7692's examples, the
+"""permessage-deflate in the sans-I/O core (``geventws.protocol.deflate``): RFC 7692's examples, the
 negotiation tables of both roles, and the limits that make a decompression bomb harmless.
 """
 import os
@@ -7,12 +7,12 @@ import zlib
 
 import pytest
 
-from geventws.deflate import (DeflateOptions, PerMessageDeflate, client_negotiate,
+from geventws.protocol.deflate import (DeflateOptions, PerMessageDeflate, client_negotiate,
                               client_offer, compression_options, negotiate)
 from geventws.errors import HandshakeError
-from geventws.events import Failure, MessageEvent
-from geventws.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT
-from geventws.handshake import parse_extension_header
+from geventws.protocol.events import Failure, MessageEvent
+from geventws.protocol.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT
+from geventws.protocol.handshake import parse_extension_header
 from geventws.protocol import Connection
 from test_protocol import frame
 

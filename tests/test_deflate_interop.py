@@ -5,7 +5,7 @@ test sees the RSV1 bit of each data frame instead of trusting what either end re
 Peers: the ``websockets`` client and server, Node's ``ws`` client and server
 (``tests/node/deflate_*.js``), headless Chromium, and ``websocket-client`` (which offers no
 compression). Our client role is driven by ``RawClient``, the core's client ``Connection``
-over a plain socket, and by ``geventws.client`` when it takes ``compression=``.
+over a plain socket, and by ``geventws.io.client`` when it takes ``compression=``.
 """
 import base64
 import json
@@ -20,9 +20,9 @@ import pytest
 
 from conftest import echo_app, require_tool
 from geventws import WebSocketHandler
-from geventws.deflate import client_negotiate, client_offer
-from geventws.events import CloseReceived, MessageEvent
-from geventws.frames import OP_BINARY, frame_header, mask
+from geventws.protocol.deflate import client_negotiate, client_offer
+from geventws.protocol.events import CloseReceived, MessageEvent
+from geventws.protocol.frames import OP_BINARY, frame_header, mask
 from geventws.protocol import Connection
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), 'node')
@@ -383,7 +383,7 @@ def test_raw_client_role_to_other_servers(request, tap, peer, compression):
     wire.assert_compressed_both_ways()
 
 
-# -- geventws.client ------------------------------------------------------------------------------
+# -- geventws.io.client ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('compression', [
     True,
@@ -392,7 +392,7 @@ def test_raw_client_role_to_other_servers(request, tap, peer, compression):
 ])
 @pytest.mark.parametrize('peer', ['websockets_server', 'node_server', 'our_server'])
 def test_our_client_with_compression(request, serve, tap, peer, compression):
-    from geventws.client import connect
+    from geventws.io.client import connect
     port = serve(echo_app).port if peer == 'our_server' else request.getfixturevalue(peer)
     wire = tap(port)
     ws = connect(wire.url, compression=compression, timeout=TIMEOUT)
@@ -407,7 +407,7 @@ def test_our_client_with_compression(request, serve, tap, peer, compression):
 
 
 def test_our_client_without_compression_offers_nothing(serve, tap):
-    from geventws.client import connect
+    from geventws.io.client import connect
     wire = tap(serve(echo_app).port)
     ws = connect(wire.url, compression=None, timeout=TIMEOUT)
     try:
@@ -422,7 +422,7 @@ def test_our_client_without_compression_offers_nothing(serve, tap):
 
 def bad_response_server(extensions):
     """A server that answers the handshake with ``extensions``, whatever was offered."""
-    from geventws.handshake import accept_key
+    from geventws.protocol.handshake import accept_key
     listener = socket.create_server(('127.0.0.1', 0))
 
     def answer():
@@ -451,7 +451,7 @@ def bad_response_server(extensions):
 ])
 def test_our_client_fails_the_handshake_on_a_bad_response(compression, extensions):
     from geventws import HandshakeError
-    from geventws.client import connect
+    from geventws.io.client import connect
     listener = bad_response_server(extensions)
     try:
         with pytest.raises(HandshakeError):

@@ -17,8 +17,8 @@ import tracemalloc
 
 import pytest
 
-from geventws.deflate import client_negotiate, client_offer, negotiate
-from geventws.handshake import parse_extension_header
+from geventws.protocol.deflate import client_negotiate, client_offer, negotiate
+from geventws.protocol.handshake import parse_extension_header
 from geventws.protocol import Connection
 
 MESSAGE = json.dumps({'items': [{'k': i, 'v': 'value %d' % i} for i in range(100)]})

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import free_port
-from geventws.forwarded import TrustedProxies
+from geventws.io.forwarded import TrustedProxies
 from test_deploy_apps.support import (HERE, PYTHON, programs, python_env,  # noqa: F401
                                       read_until_close, tls_files, ws_connect)
 from test_deploy_gunicorn import assert_echoes, http_get

@@ -9,9 +9,10 @@ import pytest
 from gevent.pywsgi import WSGIHandler
 
 from conftest import echo_app
-from geventws import WebSocketHandler, handler as handler_module
-from geventws.frames import OP_TEXT
-from geventws.requesthead import plain_upgrade_head
+from geventws import WebSocketHandler
+from geventws.io import handler as handler_module
+from geventws.protocol.frames import OP_TEXT
+from geventws.io.requesthead import plain_upgrade_head
 from test_protocol import close_frame, frame
 from test_requesthead import BROWSER_UPGRADE, _without_date
 from test_server import TIMEOUT, RawClient, upgrade_headers

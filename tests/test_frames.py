@@ -2,12 +2,12 @@
 section 5.7 (encoded by ``frames`` and parsed by the reader in use), and masking (5.3)."""
 import pytest
 
-from geventws.events import MessageEvent
-from geventws.frames import (OP_BINARY, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+from geventws.protocol.events import MessageEvent
+from geventws.protocol.frames import (OP_BINARY, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
                              encode_close_payload, frame_header, is_valid_close_code, mask,
                              parse_close_payload)
 from geventws.errors import ProtocolError
-from geventws.handshake import accept_key
+from geventws.protocol.handshake import accept_key
 from geventws.speedups import MessageReader
 from geventws import speedups
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from geventws import speedups
+import geventws
 from test_speedups import run_python
 
 FORCED_PURE = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
@@ -22,19 +22,50 @@ needs_frame_stacks = pytest.mark.skipif(not FRAME_STACKS, reason='no per-greenle
 
 
 def _compiled(code):
-    result = run_python('import geventws.handler\n'
-                        'from geventws.speedups import _framestacks as cache\n'
+    result = run_python('import geventws\n'
+                        'from geventws import _framestacks as cache\n'
+                        'assert geventws.recycle_frame_stacks()\n'
                         + textwrap.dedent(code))
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 
 
+#: The arena allocator's functions as a process sees them: changed once the cache is in.
+ALLOCATOR = ('import ctypes\n'
+             'class Allocator(ctypes.Structure):\n'
+             '    _fields_ = [("ctx", ctypes.c_void_p), ("alloc", ctypes.c_void_p),\n'
+             '                ("free", ctypes.c_void_p)]\n'
+             'def allocator():\n'
+             '    found = Allocator()\n'
+             '    ctypes.pythonapi.PyObject_GetArenaAllocator(ctypes.byref(found))\n'
+             '    return found.alloc, found.free\n'
+             'before = allocator()\n')
+
+
+def test_importing_and_using_geventws_leaves_the_allocator_alone(echo_server):
+    """A library changes nothing in the interpreter on import: the handler, the client and
+    a whole connection through them leave CPython's arena allocator as it was; only an
+    explicit call (or a server of ours) installs the cache."""
+    result = run_python(ALLOCATOR + textwrap.dedent('''
+        import geventws
+        from geventws import WebSocketHandler, WebSocketClient, connect
+        ws = connect(%r)
+        ws.send('hello')
+        assert ws.receive() == 'hello'
+        ws.close()
+        untouched = allocator() == before
+        installed = geventws.recycle_frame_stacks()
+        print(untouched, installed, (allocator() != before) == installed)
+    ''' % echo_server.url))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['True', str(FRAME_STACKS), 'True']
+
+
 def test_installed_with_the_compiled_path_only():
-    assert (speedups._framestacks is None) == (FORCED_PURE or not FRAME_STACKS)
-    pure = run_python('import geventws.handler, geventws.speedups as s; '
-                      'print(s._framestacks)', GEVENTWS_NO_EXTENSIONS='1')
-    assert pure.stdout.split() == ['None'], pure.stderr
-    assert _compiled('print(cache is not None)') == [str(FRAME_STACKS)]
+    assert geventws.recycle_frame_stacks() is (not FORCED_PURE and FRAME_STACKS)
+    pure = run_python('import geventws; print(geventws.recycle_frame_stacks())',
+                      GEVENTWS_NO_EXTENSIONS='1')
+    assert pure.stdout.split() == ['False'], pure.stderr
 
 
 @needs_frame_stacks

@@ -4,7 +4,8 @@ subprotocol selection; first on the environ (sans I/O), then through the real se
 import pytest
 
 from geventws.errors import HandshakeError
-from geventws.handshake import accept_key, is_websocket_upgrade, validate_request
+from geventws.protocol.handshake import accept_key, validate_request
+from geventws.protocol.http import is_websocket_upgrade
 from test_server import RawClient, upgrade_headers
 
 KEY = 'dGhlIHNhbXBsZSBub25jZQ=='

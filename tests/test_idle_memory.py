@@ -19,7 +19,7 @@ from greenlet import getcurrent
 
 from conftest import echo_app
 from geventws import WebSocketHandler
-from geventws.frames import OP_BINARY, OP_TEXT
+from geventws.protocol.frames import OP_BINARY, OP_TEXT
 from test_protocol import close_frame, frame
 from test_server import RawClient, upgrade_headers
 
@@ -153,7 +153,7 @@ def test_an_idle_connection_saves_a_small_c_stack(serve):
     finally:
         client.close()
     # 1264 bytes here (CPython 3.11; 1312 on 3.13), waiting in the compiled receive()
-    # (geventws._channel); 1056 when the wait was in Python, whose frames cost a round trip
+    # (geventws.io._channel); 1056 when the wait was in Python, whose frames cost a round trip
     # more CPU (issue 3, S1); about 1,800 through gevent's sock._wait.
     assert 0 < idle - _parked_stack_size() < 1500
 

@@ -10,7 +10,7 @@ import greenlet
 import websocket
 
 from conftest import echo_app
-from geventws.frames import OP_TEXT
+from geventws.protocol.frames import OP_TEXT
 from test_protocol import close_frame, frame
 from test_server import RawClient
 

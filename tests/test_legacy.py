@@ -1,13 +1,14 @@
-"""The hixie drafts without sockets: the framing of geventws.legacy (draft-75 and draft-76)
-and their opening handshakes in geventws.handshake, including both known answers of
-draft-hixie-thewebsocketprotocol-76 and the choice of the protocol family."""
+"""The hixie drafts without sockets: the framing and opening handshakes of
+geventws.protocol.hixie (draft-75 and draft-76), including both known answers of
+draft-hixie-thewebsocketprotocol-76, and the choice of the protocol family."""
 import pytest
 
 from geventws.errors import ConnectionClosed, HandshakeError, UnsupportedOperation
-from geventws.events import CloseReceived, Failure, MessageEvent
-from geventws.handshake import (HIXIE_75, HIXIE_76, HixieRequest, ServerRequest,
-                                hixie76_answer, hixie76_key_number, validate_upgrade_request)
-from geventws.legacy import CLOSING_FRAME, Connection
+from geventws.protocol.events import CloseReceived, Failure, MessageEvent
+from geventws.protocol.handshake import ServerRequest, validate_upgrade_request
+from geventws.protocol.hixie import (CLOSING_FRAME, HIXIE_75, HIXIE_76, HixieRequest,
+                                     hixie76_answer, hixie76_key_number)
+from geventws.protocol.hixie import HixieConnection as Connection
 from geventws.limits import JOIN_LIMIT
 
 DRAFTS = [75, 76]

@@ -12,10 +12,10 @@ import gevent.ssl
 import pytest
 import trustme
 
-import geventws.handler
+import geventws.io.handler
 from conftest import echo_app
 from geventws import UnsupportedOperation
-from geventws.frames import OP_TEXT
+from geventws.protocol.frames import OP_TEXT
 from test_legacy import KNOWN_ANSWERS
 from test_leaks import _fds, _greenlets, _settled
 from test_protocol import close_frame, frame
@@ -221,7 +221,7 @@ def test_key3_cut_short_is_400(serve):
 
 
 def test_key3_that_never_comes_is_400(serve, monkeypatch):
-    monkeypatch.setattr(geventws.handler, 'HIXIE76_KEY3_TIMEOUT', 0.2)
+    monkeypatch.setattr(geventws.io.handler, 'HIXIE76_KEY3_TIMEOUT', 0.2)
     client = HixieClient(serve(echo_app).port, 76)
     try:
         client.sock.sendall(b'GET / HTTP/1.1\r\n' + b''.join(

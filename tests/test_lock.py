@@ -1,18 +1,18 @@
-"""geventws.lock.Lock: one greenlet inside at a time, nothing allocated while uncontended, and
+"""geventws.io.lock.Lock: one greenlet inside at a time, nothing allocated while uncontended, and
 nothing left behind by waiters that give up."""
 import gevent
 import pytest
 
 import geventws
-from geventws import lock as lock_py
-from geventws.speedups import Lock   # lock.py compiled (geventws._lock) in the compiled run
+from geventws.io import lock as lock_py
+from geventws.speedups import Lock   # lock.py compiled (geventws.io._lock) in the compiled run
 
 
 def test_the_compiled_run_uses_lock_py_compiled_as_a_c_type():
     if not geventws.speedups_enabled():
         assert Lock is lock_py.Lock
         return
-    assert Lock.__module__ == 'geventws._lock'
+    assert Lock.__module__ == 'geventws.io._lock'
     with pytest.raises(AttributeError):
         Lock()._held   # a C field (ext/geventws/_lock.pxd), not a Python slot
 

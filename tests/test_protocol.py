@@ -9,8 +9,8 @@ import struct
 import pytest
 
 from geventws.errors import ConnectionClosed
-from geventws.events import CloseReceived, Failure, MessageEvent, Ping, Pong
-from geventws.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+from geventws.protocol.events import CloseReceived, Failure, MessageEvent, Ping, Pong
+from geventws.protocol.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
                              mask)
 from geventws.protocol import CLOSED, CLOSING, OPEN, Connection
 

@@ -1,4 +1,4 @@
-"""geventws.requesthead reads request heads exactly as gevent.pywsgi's default MessageClass
+"""geventws.io.requesthead reads request heads exactly as gevent.pywsgi's default MessageClass
 (http.client.parse_headers and the email package) does: same fields, same errors, same bytes
 left in rfile, and the same WSGI environ from a real server; plain heads skip the email parser."""
 import io
@@ -8,7 +8,8 @@ from http.client import HTTPException
 import pytest
 from gevent.pywsgi import WSGIHandler, headers_factory
 
-from geventws import WebSocketHandler, requesthead
+from geventws import WebSocketHandler
+from geventws.io import requesthead
 
 BROWSER_UPGRADE = (
     b'Host: 127.0.0.1:8000\r\nConnection: Upgrade\r\nPragma: no-cache\r\n'

@@ -19,7 +19,7 @@ from gevent.pywsgi import WSGIHandler
 from conftest import echo_app
 from geventws import ConnectionClosed, ProtocolError, WebSocketError, WebSocketHandler
 from test_protocol import PROTOCOL_ERRORS, close_frame, frame
-from geventws.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
+from geventws.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
 
 TIMEOUT = 5
 

@@ -13,8 +13,8 @@ import gevent.socket
 import pytest
 
 from geventws.protocol import Connection
-from geventws.sockio import IOV_MAX, send_all, send_some, wait_readable
-from geventws.websocket import WebSocket
+from geventws.io.sockio import IOV_MAX, send_all, send_some, wait_readable
+from geventws.io.websocket import WebSocket
 from test_protocol import frame
 from test_server import RawClient
 

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import geventws
-from geventws import frames, speedups
+from geventws import speedups
+from geventws.protocol import frames
 
 FORCED_PURE = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
 
@@ -21,7 +22,7 @@ def run_python(code, **env):
 def test_speedups_enabled_follows_the_switch():
     """The suite runs twice (make test): compiled, then GEVENTWS_NO_EXTENSIONS=1."""
     assert geventws.speedups_enabled() is not FORCED_PURE
-    expected = frames.mask if FORCED_PURE else speedups._compiled.mask
+    expected = frames.mask if FORCED_PURE else speedups._reader.mask
     assert speedups.mask is expected
 
 
@@ -34,13 +35,13 @@ def test_switch_in_a_fresh_interpreter():
 
 
 def test_one_clear_warning_when_the_extension_is_missing():
-    hidden = ("import sys; sys.modules['geventws._speedups'] = None\n"
-              "import geventws, geventws.protocol\n"
+    hidden = ("import sys; sys.modules['geventws.protocol._reader'] = None\n"
+              "import geventws, geventws.speedups\n"
               "print(geventws.speedups_enabled())\n"
-              "print(geventws.protocol.MessageReader.__module__)")
+              "print(geventws.speedups.MessageReader.__module__)")
     result = run_python(hidden)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ['False', 'geventws.reader']
+    assert result.stdout.split() == ['False', 'geventws.protocol.reader']
     warnings = [line for line in result.stderr.splitlines() if 'Warning' in line]
     assert len(warnings) == 1, result.stderr
     assert 'RuntimeWarning' in warnings[0] and 'pure-Python' in warnings[0]
@@ -64,7 +65,7 @@ def test_read_buffer_is_shared_per_thread_even_when_monkey_patched():
     code = '\n'.join([
         'from gevent import monkey; monkey.patch_all()',
         'import gevent, threading',
-        'from geventws.websocket import _read_buffer',
+        'from geventws.io.websocket import _read_buffer',
         'mine = [gevent.spawn(_read_buffer) for _ in range(3)]',
         'gevent.joinall(mine)',
         'same = len({id(g.value) for g in mine}) == 1',

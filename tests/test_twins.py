@@ -15,18 +15,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geventws import frames, reader
+from geventws.protocol import frames, reader
 from geventws.errors import ProtocolError
-from geventws.events import MessageEvent
-from geventws.frames import mask
+from geventws.protocol.events import MessageEvent
+from geventws.protocol.frames import mask
 from geventws.limits import JOIN_LIMIT
 
 try:
-    from geventws import _speedups
+    from geventws.protocol import _reader as _speedups
 except ImportError:  # not built: a failure where the build is part of the job
     if os.environ.get('CI', '').lower() in ('1', 'true', 'yes'):
         raise
-    pytest.skip('geventws._speedups is not built', allow_module_level=True)
+    pytest.skip('geventws.protocol._reader is not built', allow_module_level=True)
 
 TWINS = (reader.MessageReader, _speedups.MessageReader)
 

@@ -21,5 +21,6 @@ def app(environ, start_response):
 if __name__ == '__main__':
     if not os.environ.get('GEVENTWS_NO_EXTENSIONS') and not geventws.speedups_enabled():
         sys.exit('geventws_server: the compiled speedups are not built (run make build)')
+    geventws.recycle_frame_stacks()   # as geventws serve and the gunicorn worker do
     WSGIServer(('127.0.0.1', int(sys.argv[1])), app, handler_class=geventws.WebSocketHandler,
                log=None).serve_forever()

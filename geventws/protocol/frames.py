@@ -1,13 +1,13 @@
 """RFC 6455 section 5 vocabulary: opcodes, close codes, frame headers and masking.
 
-Pure functions shared by the protocol core and by the pure-Python message reader
-(``geventws.reader``); the compiled twin in ``ext/_speedups.pyx`` implements ``mask``,
-``frame`` and the reader with the same behaviour.
+Pure functions shared by the protocol core and by both message readers (``reader`` and its
+compiled twin, ``ext/geventws/protocol/_reader.pyx``, which also implements ``mask`` and
+``frame``; ``geventws.speedups`` chooses).
 """
 import struct
 
-from .errors import ProtocolError
-from .limits import JOIN_LIMIT
+from ..errors import ProtocolError
+from ..limits import JOIN_LIMIT
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -105,3 +105,34 @@ def parse_close_payload(payload):
         raise ProtocolError('close reason is not valid UTF-8', 1007) from None
     return code, reason
 
+
+def header_error(b0, b1, message_opcode, expect_masked, allow_rsv1):
+    """The ProtocolError that the first two header bytes already prove, or None.
+
+    ``message_opcode`` is the opcode of the fragmented message in progress (0 if none).
+    The order of the checks is part of the contract shared with the compiled reader.
+    """
+    opcode = b0 & 0x0F
+    if b0 & 0x30 or (b0 & 0x40 and not (allow_rsv1 and opcode in (OP_TEXT, OP_BINARY))):
+        return ProtocolError('reserved bits set without an extension that defines them')
+    if 3 <= opcode <= 7 or opcode >= 11:
+        return ProtocolError('reserved opcode %d' % opcode)
+    if opcode >= 8:
+        if not b0 & 0x80:
+            return ProtocolError('fragmented control frame')
+        if b1 & 0x7F > 125:
+            return ProtocolError('control frame payload over 125 bytes')
+    elif opcode == OP_CONTINUATION:
+        if not message_opcode:
+            return ProtocolError('continuation frame without a message to continue')
+    elif message_opcode:
+        return ProtocolError('new data frame inside a fragmented message')
+    if bool(b1 & 0x80) != expect_masked:
+        return ProtocolError('client frame is not masked' if expect_masked
+                             else 'server frame is masked')
+    return None
+
+
+def invalid_utf8():
+    """The error for text that is not UTF-8 (RFC 6455 8.1: the connection fails with 1007)."""
+    return ProtocolError('invalid UTF-8 in a text message', 1007)

@@ -11,8 +11,8 @@ a read that did not fill the buffer wait for readability before reading again. A
 import gevent.socket
 from greenlet import getcurrent
 
-from .protocol import Connection
-from .speedups import Channel
+from ..protocol import Connection
+from ..speedups import Channel
 
 #: Buffers given to one ``sendmsg`` (Linux refuses more than 1024).
 IOV_MAX = 1024
@@ -57,8 +57,8 @@ def wait_readable(sock):
 
     The socket's own io watcher switches straight back to this greenlet, without the
     ``Waiter`` and the three Cython calls of gevent's ``sock._wait``: each message costs
-    fewer calls, and an idle connection's greenlet, parked here, keeps a saved C stack about
-    900 bytes smaller (issue 3, S4). A ``gevent.Timeout`` or a kill still arrives as an
+    fewer calls, and an idle connection's greenlet, parked here, keeps a smaller saved C
+    stack (bench/RESULTS.md, "Measurements behind the code"). A ``gevent.Timeout`` or a kill still arrives as an
     exception from ``switch()``; a wake-up for another reason is harmless, as the caller
     reads and waits again on EAGAIN. Another greenlet already waiting on the socket gets
     gevent's own answer (``ConcurrentObjectUseError``), not its wake-up taken away."""

@@ -1,5 +1,6 @@
-"""One draft-75 or draft-76 (hixie) connection, server role, sans I/O: the interface of
-``geventws.protocol.Connection`` over the framing of draft-hixie-thewebsocketprotocol-75/76.
+"""The hixie drafts (draft-hixie-thewebsocketprotocol-75 and -76, which browsers spoke in 2010
+and 2011), server role, sans I/O: the opening handshake (draft-75's, and draft-76's key
+challenge) and the connection, with the interface of ``connection.Connection``.
 
 The drafts have text frames only: ``0x00``, UTF-8, ``0xFF``. A frame whose type byte has its
 high bit set carries a length in 7-bit groups and is read and discarded; in draft-76 the one
@@ -18,10 +19,122 @@ The terminator is found with ``bytearray.find`` and each message is decoded with
 path with and without ``GEVENTWS_NO_EXTENSIONS``. ``0xFF`` never occurs in UTF-8, so the
 first one after a text frame's type byte ends it.
 """
-from .errors import ConnectionClosed, ProtocolError, UnsupportedOperation
+import hashlib
+import struct
+from urllib.parse import quote
+
+from ..errors import ConnectionClosed, HandshakeError, ProtocolError, UnsupportedOperation
+from ..limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
+from .connection import CLOSED, CLOSING, OPEN
 from .events import CloseReceived, Failure, MessageEvent
-from .limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
-from .protocol import CLOSED, CLOSING, OPEN
+from .http import check_upgrade_request, select_protocol
+
+# -- the opening handshake --------------------------------------------------------------------
+
+HIXIE_75, HIXIE_76 = 'hixie-75', 'hixie-76'
+_ASCII_DIGITS = frozenset('0123456789')
+#: Characters a request path keeps unquoted when the location is rebuilt from PATH_INFO.
+_PATH_SAFE = "/;=,:@!$&'()*+"
+
+
+class HixieRequest:
+    """A validated draft-75 or draft-76 opening request. For draft-76 the handler sets
+    ``key3``, the 8 bytes the client sends after its headers, before the answer is made."""
+
+    def __init__(self, version, origin, location, protocols, key_numbers=None):
+        self.version = version          # HIXIE_75 or HIXIE_76
+        self.origin = origin
+        self.location = location        # the ws:// or wss:// URL the client asked for
+        self.protocols = protocols      # the one subprotocol asked for, or none
+        self.key_numbers = key_numbers  # draft-76: the numbers of Key1 and Key2
+        self.key3 = None
+
+    def select_protocol(self, supported):
+        """The subprotocol the client asked for if the server ``supported`` it, or ''."""
+        return select_protocol(self.protocols, supported)
+
+    @property
+    def draft(self):
+        return 76 if self.version == HIXIE_76 else 75
+
+    def response(self, protocol='', extra=()):
+        """``(headers, status, body)`` of the 101 answer. Draft-75 clients compare the status
+        line and the first two headers byte for byte (draft-75 client rules), hence the fixed
+        spelling and order; draft-76 adds the 16-byte challenge answer as the body."""
+        if self.version == HIXIE_75:
+            prefix, status, body = 'WebSocket-', '101 Web Socket Protocol Handshake', b''
+        else:
+            prefix, status = 'Sec-WebSocket-', '101 WebSocket Protocol Handshake'
+            body = hixie76_answer(self.key_numbers[0], self.key_numbers[1], self.key3)
+        headers = [('Upgrade', 'WebSocket'), ('Connection', 'Upgrade'),
+                   (prefix + 'Origin', self.origin), (prefix + 'Location', self.location)]
+        if protocol:
+            headers.append((prefix + 'Protocol', protocol))
+        headers.extend(extra)
+        return headers, status, body
+
+
+def validate_request(environ, version):
+    """Check a draft-75 or draft-76 (``version``) upgrade request; raise HandshakeError (400)."""
+    check_upgrade_request(environ)
+    origin = environ.get('HTTP_ORIGIN')
+    if not origin:
+        raise HandshakeError('%s handshake needs an Origin header (the answer repeats it)'
+                             % version)
+    key_numbers = None
+    if version == HIXIE_76:
+        key_numbers = (hixie76_key_number(environ.get('HTTP_SEC_WEBSOCKET_KEY1', ''),
+                                          'Sec-WebSocket-Key1'),
+                       hixie76_key_number(environ.get('HTTP_SEC_WEBSOCKET_KEY2', ''),
+                                          'Sec-WebSocket-Key2'))
+        protocol = environ.get('HTTP_SEC_WEBSOCKET_PROTOCOL', '').strip()
+    else:
+        protocol = environ.get('HTTP_WEBSOCKET_PROTOCOL', '').strip()
+    scheme = 'wss' if environ.get('wsgi.url_scheme') == 'https' else 'ws'
+    location = '%s://%s%s' % (scheme, environ['HTTP_HOST'], _request_uri(environ))
+    return HixieRequest(version, origin, location, [protocol] if protocol else [],
+                        key_numbers)
+
+
+def _request_uri(environ):
+    """The path and query as the client wrote them: draft-76 clients compare the location
+    with the URL they opened. gunicorn keeps it (RAW_URI); pywsgi has only the decoded
+    PATH_INFO (latin-1 per PEP 3333), quoted again here."""
+    raw = environ.get('RAW_URI')
+    if raw:
+        return raw
+    path = quote(environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', ''),
+                 safe=_PATH_SAFE, encoding='latin-1')
+    query = environ.get('QUERY_STRING')
+    return path + '?' + query if query else path
+
+
+def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
+    """The number a draft-76 key stands for: its ASCII digits read as one integer, divided
+    by its count of spaces. 400 when it has no digits or no spaces, when the division
+    leaves a remainder, or when the result does not fit in 32 bits."""
+    digits = ''.join(c for c in value if c in _ASCII_DIGITS)   # not str.isdigit: '\xb2'
+    spaces = value.count(' ')
+    if not digits or not spaces:
+        raise HandshakeError('%s must contain digits and spaces' % name)
+    digits = digits.lstrip('0') or '0'
+    # Over 20 digits is far past 32 bits times any count of spaces: not worth an int().
+    quotient, remainder = divmod(int(digits), spaces) if len(digits) <= 20 else (1 << 32, 0)
+    if remainder:
+        raise HandshakeError('%s: its number is not a multiple of its %d spaces'
+                             % (name, spaces))
+    if quotient > 0xFFFFFFFF:
+        raise HandshakeError('%s: its number divided by its spaces exceeds 32 bits' % name)
+    return quotient
+
+
+def hixie76_answer(number1, number2, key3):
+    """The 16-byte answer to a draft-76 challenge: the MD5 of the two key numbers as 32-bit
+    big-endian integers followed by the 8 bytes of key3."""
+    return hashlib.md5(struct.pack('>II', number1, number2) + bytes(key3)).digest()
+
+
+# -- the connection ---------------------------------------------------------------------------
 
 CLOSE_NORMAL = 1000      # what a clean close is reported as; the drafts carry no code
 CLOSING_FRAME = b'\xff\x00'
@@ -30,7 +143,7 @@ CLOSING_FRAME = b'\xff\x00'
 _FRAME_TYPE, _LENGTH, _SKIP, _SENTINEL = range(4)
 
 
-class Connection:
+class HixieConnection:
     """The state of one hixie connection after its opening handshake."""
 
     client = False      # the drafts are implemented for the server role only
@@ -65,7 +178,7 @@ class Connection:
         try:
             consumed = self._parse(buf, events)
         except ProtocolError as exc:
-            self.failure = exc.with_traceback(None)   # no cycle: see protocol.Connection._fail
+            self.failure = exc.with_traceback(None)   # no cycle: see connection.Connection._fail
             self.state = CLOSED if self.close_sent is not None else CLOSING
             self._buf = bytearray()
             events.append(Failure(exc))

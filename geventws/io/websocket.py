@@ -18,28 +18,14 @@ import gevent
 from gevent.event import Event
 from gevent.monkey import get_original
 
-from .errors import ConnectionClosed, WebSocketError
-from .events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEvent, OpenEvent,
-                     Pong)
-from .frames import CLOSE_ABNORMAL
-from .limits import CLOSE_TIMEOUT, READ_SIZE
-from . import speedups
-from .speedups import Lock
+from ..errors import ConnectionClosed, WebSocketError
+from ..limits import CLOSE_TIMEOUT, READ_SIZE, SMALL_READ
+from ..protocol.events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEvent,
+                               OpenEvent, Pong)
+from ..protocol.frames import CLOSE_ABNORMAL
+from ..speedups import Lock, WebSocketBase
+from .base import CLOSED, CLOSING, CONNECTING, OPEN, input_waits
 from .sockio import open_channel, raw_socket, recv_into, send_all, send_some
-
-CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
-_NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
-#: A read shorter than this most likely emptied the socket (a lone small message), so the
-#: next read waits for readability first rather than paying an EAGAIN; after a longer one
-#: (a large message streaming in) the next read is tried at once.
-_SMALL_READ = 4096
-
-
-def _input_waits(queue):
-    """Whether received events wait in ``queue`` (a non-empty deque), not just the
-    ``OpenEvent`` that every connection starts with. (The compiled ``send()`` asks the same,
-    in C: geventws._channel.)"""
-    return len(queue) > 1 or type(queue[0]) is not OpenEvent
 
 
 def _off_the_hub(func, *args):
@@ -76,23 +62,14 @@ class _Callback:
         ws._used = True
 
 
-class _State:
-    """The attributes every message's ``receive()``/``run_forever()``/``send()`` read. With
-    the speedups the base of ``WebSocket`` is their compiled twin,
-    ``geventws._channel.WebSocketState``, which keeps them as C fields."""
-
-    __slots__ = ('ready_state', '_queue', '_channel', '_corked', '_conn', '_onmessage',
-                 '_read_lock', '_send_lock')
-
-
-class WebSocket(speedups.WebSocketState or _State):
+class WebSocket(WebSocketBase):
     """One WebSocket connection, server or client side, with the browser API."""
 
     CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
 
-    # Slots: every open connection has one (issue 3, S4: memory per idle connection).
-    # ``__dict__`` keeps attributes of the app's own (``ws.user = ...``) possible.
-    # (The base class holds the ones every message reads.)
+    # Slots: every open connection has one (memory per idle connection); ``__dict__`` keeps
+    # attributes of the app's own (``ws.user = ...``) possible. The base class holds the
+    # ones every message reads.
     __slots__ = ('_acceptor', 'environ', 'url', 'version', 'close_timeout', 'protocol',
                  'extensions', 'close_code', 'close_reason', '_onopen', '_onerror',
                  '_onclose', '_used', '_sock', '_raw', '_drained', '_over', '_pings',
@@ -179,29 +156,6 @@ class WebSocket(speedups.WebSocketState or _State):
     def path(self):
         return (self.environ or {}).get('PATH_INFO')
 
-    def send(self, message, binary=None):
-        """Send ``str`` as a text message and bytes-like as binary; an iterable of fragments
-        is sent as one fragmented message. ``binary`` forces the type, as in
-        gevent-websocket. Raises ``ConnectionClosed`` once the connection is closing."""
-        # With the speedups, a compiled send() writes through the Channel first when it can
-        # (geventws._channel.hot_path).
-        if self.ready_state == CONNECTING:   # one comparison per message, not a call
-            self._ensure_open()
-        if isinstance(message, _NOT_FRAGMENTED):
-            if binary is not None:
-                message = self._coerce(message, binary)
-            with self._send_lock:
-                self._write(self._conn.send_message(message))
-            return
-        with self._send_lock:
-            pending = None
-            for fragment in message:
-                if pending is not None:
-                    self._write(self._conn.send_message(pending, fin=False))
-                pending = self._coerce(fragment, binary)
-            if pending is not None:
-                self._write(self._conn.send_message(pending))
-
     @staticmethod
     def _coerce(message, binary):
         if binary is None:
@@ -224,34 +178,10 @@ class WebSocket(speedups.WebSocketState or _State):
             self._write(frame)
         return waiter
 
-    def receive(self):
-        """The next message (``str`` or ``bytes``), or ``None`` once the connection is closed."""
-        # With the speedups, a compiled receive() serves the common case first
-        # (geventws._channel.hot_path).
-        if self.ready_state == CONNECTING:
-            self._ensure_open()
-        while True:
-            event = self._next_event()
-            if event is None:
-                return None
-            if type(event) is MessageEvent:
-                return event.data
-            self._dispatch(event)
-            if type(event) is CloseEvent:
-                return None
-
     def __iter__(self):
         """Messages until the connection is closed. A C iterator over ``receive`` rather
         than a generator: no generator frame per connection, no resumption per message."""
         return iter(self.receive, None)
-
-    def run_forever(self):
-        """Dispatch events to the ``on*`` callbacks until the connection is closed."""
-        # With the speedups, a compiled run_forever() dispatches lone messages without the
-        # queue (geventws._channel.hot_path).
-        self._ensure_open()
-        while self._dispatch_next():
-            pass
 
     def _dispatch_next(self):
         """Dispatch the next event; False once the connection is closed (``onclose``
@@ -343,8 +273,8 @@ class WebSocket(speedups.WebSocketState or _State):
 
         The bytes land in this thread's shared read buffer and are parsed before anything
         can switch greenlets; the protocol object gets a view of it and must copy what it
-        keeps (issue 3: no copy but the one into each message, and no buffer held by an idle
-        connection)."""
+        keeps: no copy but the one into each message, and no buffer held by an idle
+        connection."""
         if self._channel is not None:   # the same, compiled
             self._handle_items(self._channel.read())
             return
@@ -353,7 +283,7 @@ class WebSocket(speedups.WebSocketState or _State):
             size = recv_into(self._sock, self._raw, buffer, self._drained)
         except OSError:
             size = None   # a reset
-        self._drained = size is not None and size < _SMALL_READ
+        self._drained = size is not None and size < SMALL_READ
         if not size:
             # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
             # close frame, so there its FIN is the peer's clean close (geventws.legacy).
@@ -445,7 +375,7 @@ class WebSocket(speedups.WebSocketState or _State):
             corked.extend(buffers)
             buffers = corked
         queue = self._queue
-        if queue and _input_waits(queue):
+        if queue and input_waits(queue):
             if corked is None:
                 self._corked = buffers
                 gevent.get_hub().loop.run_callback(self._flush_soon)
@@ -560,7 +490,3 @@ class WebSocket(speedups.WebSocketState or _State):
             if type(event) is CloseEvent:
                 self._dispatch(event)
 
-
-if speedups.hot_path is not None:
-    WebSocket.receive, WebSocket.send, WebSocket.run_forever = speedups.hot_path(
-        WebSocket.receive, WebSocket.send, WebSocket.run_forever)

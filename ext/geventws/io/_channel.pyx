@@ -1,33 +1,25 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""The compiled I/O path of one RFC 6455 connection on a plain TCP socket.
+"""The compiled I/O path of one RFC 6455 connection on a plain TCP socket, and the compiled
+twin of ``geventws/io/base.py`` (``geventws.speedups`` chooses).
 
-Per message, the Python I/O layer (``sockio`` and ``WebSocket``) costs about twenty Python
-calls: the wait, ``recv_into``, the reader, the protocol object, framing and ``send``, each
-with its checks. With one greenlet per connection that was most of the server's user time
-for small messages (issue 3, S1). ``Channel`` does the same work in two calls:
-
-- ``read()`` waits for the socket when it is most likely empty (parking the greenlet on
-  the socket's gevent watcher, as ``sockio.wait_readable``), reads with ``recv(2)`` into the
-  thread's shared read buffer and feeds the bytes to the connection's compiled
+- ``Channel.read()`` waits for the socket when it is most likely empty (parking the greenlet
+  on the socket's gevent watcher, as ``sockio.wait_readable``), reads with ``recv(2)`` into
+  the thread's shared read buffer and feeds the bytes to the connection's compiled
   ``MessageReader`` without a Python object in between; it returns the reader's items for
-  ``protocol.Connection.events_for``.
-- ``_send(message)`` writes a whole data message of a server connection without an extension
-  as one unmasked frame with one ``send(2)``/``sendmsg(2)``, built on the stack for small
-  messages, and returns what the kernel did not take for the caller to write while waiting.
+  ``connection.Connection.events_for``.
+- ``Channel._send(message)`` writes a whole data message of a server connection without an
+  extension as one unmasked frame with one ``send(2)``/``sendmsg(2)``, built on the stack for
+  small messages, and returns what the kernel did not take for the caller to write while
+  waiting.
+- ``WebSocketBase`` serves ``receive()``, ``run_forever()`` and ``send()`` for their common
+  case on top of these, with no Python frame of their own, and hands every other case to the
+  Python methods of ``geventws.io.base.WebSocketBase``, which behave the same.
 
-``hot_path`` compiles ``WebSocket.receive()``, ``run_forever()`` and ``send()`` for their
-common case on top of these. With them and ``WebSocketState`` (the attributes they read, as C
-fields), the server's share of a small message's round trip (S1) costs 13.3k instructions
-against 22.1k with the Python ``receive()`` and ``send()`` around the same calls, and 26.7k
-for an ``onmessage`` callback, where picows takes 17.3k (counted with callgrind, which this
-VM's noise does not blur: bench/RESULTS.md). A greenlet
-parked in the compiled ``receive()`` keeps its C frames in its saved stack, about 300 bytes
-more per idle connection than parked in Python (issue 3, S4: 12.6 KiB).
-
-The syscalls are made holding the GIL: the socket is non-blocking, so they never wait, and
-releasing and retaking the GIL around them costs more than they do. Everything else (TLS,
-sockets with a timeout, the hixie drafts, the pure-Python install) uses the Python path,
-which behaves the same (``tests/test_channel.py``).
+Together they do in two calls what the Python path does in about twenty per message
+(bench/RESULTS.md, "Measurements behind the code"). The syscalls are made holding the GIL: the socket is non-blocking,
+so they never wait, and releasing and retaking the GIL around them costs more than they do.
+Everything else (TLS, sockets with a timeout, the hixie drafts, the pure-Python install) uses
+the Python path, which behaves the same (``tests/test_channel.py``).
 """
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -39,9 +31,12 @@ from libc.string cimport memcpy, memset
 
 from greenlet import getcurrent
 
-from geventws._speedups cimport MessageReader, _write_header
-from geventws.events import MessageEvent, OpenEvent
-from geventws._lock cimport Lock
+from geventws.io._lock cimport Lock
+from geventws.protocol._reader cimport MessageReader, _write_header
+from geventws import limits
+from geventws.io import base
+from geventws.protocol import frames
+from geventws.protocol.events import MessageEvent, OpenEvent
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -67,16 +62,11 @@ cdef extern from "Python.h":
     const char *PyUnicode_ASCII_DATA "PyUnicode_DATA"(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
+cdef int CONNECTING = base.CONNECTING, OPEN = base.OPEN
+cdef int OP_TEXT = frames.OP_TEXT, OP_BINARY = frames.OP_BINARY
+cdef Py_ssize_t SMALL_READ = limits.SMALL_READ
+
 cdef enum:
-    # The WebSocket API's ready states (websocket.py): CONNECTING, OPEN.
-    CONNECTING = 0
-    OPEN = 1
-    OP_TEXT = 1
-    OP_BINARY = 2
-    # A read shorter than this most likely emptied the socket (a lone small message): wait
-    # for readability before the next read rather than paying an EAGAIN (websocket.py's
-    # _SMALL_READ, the same rule).
-    SMALL_READ = 4096
     # Frames up to this size are assembled on the stack and written with one send().
     STACK_FRAME = 2048
 
@@ -84,7 +74,7 @@ cdef enum:
 @cython.final   # direct calls to its methods, which the C compiler may inline
 cdef class Channel:
     """Reads and writes of one open RFC 6455 connection (``conn``, a
-    ``protocol.Connection``) on ``sock``, a plain gevent socket with no timeout, whose
+    ``connection.Connection``) on ``sock``, a plain gevent socket with no timeout, whose
     OS-level socket (non-blocking) is ``raw``; ``buffer`` is the thread's shared read buffer
     (a bytearray)."""
 
@@ -176,7 +166,7 @@ cdef class Channel:
         Returns None when the kernel took all of it, a list of the buffers still to write
         when it took less, and NotImplemented when this message is not for this path (a
         client, an extension, the closing handshake or a fragmented message under way):
-        the caller then uses ``protocol.Connection.send_message``."""
+        the caller then uses ``connection.Connection.send_message``."""
         cdef Py_buffer view
         cdef object encoded
         conn = self._conn
@@ -247,40 +237,74 @@ cdef class Channel:
 
 # -- WebSocket.receive(), send() and run_forever() --------------------------------------------
 
-cdef class WebSocketState:
-    """The base of ``WebSocket`` with the speedups: the attributes that the compiled
-    ``receive()``, ``run_forever()`` and ``send()`` read on every message, as C fields
-    rather than slots looked up by name (a sixth of a small round trip's instructions went
-    to those lookups). Python sees them as ordinary attributes; the pure-Python twin is
-    ``websocket._State``, with the same names as slots."""
+#: The Python methods, for every case but the common one.
+cdef object _python_receive = base.WebSocketBase.receive
+cdef object _python_send = base.WebSocketBase.send
+
+
+cdef class WebSocketBase:
+    """``geventws.io.base.WebSocketBase`` compiled: the attributes that ``receive()``,
+    ``run_forever()`` and ``send()`` read on every message as C fields rather than slots
+    looked up by name, and those methods serving the common case of a connection that a
+    ``Channel`` serves: reading while no event is queued and no other greenlet reads, and
+    sending a whole message while nothing is held back and no other greenlet sends."""
 
     cdef public int ready_state
     cdef public object _queue, _channel, _corked, _conn, _onmessage
     cdef public object _read_lock, _send_lock
 
+    def receive(self):
+        event = _lone_message(self)
+        if event is not None:
+            return event.data
+        return _python_receive(self)
 
-cdef object _python_receive = None, _python_send = None
+    def run_forever(self):
+        self._ensure_open()
+        while True:
+            event = _lone_message(self)
+            if event is not None:
+                callback = self._onmessage
+                if callback is not None:
+                    callback(event)
+            elif not self._dispatch_next():
+                return
+
+    def send(self, message, binary=None):
+        cdef Lock lock
+        cdef Channel channel
+        queue = self._queue
+        # While received messages wait in the queue (base.input_waits), the answer is
+        # corked instead, by the Python send() (WebSocket._write).
+        if ((queue is None or len(queue) == 1 and type(queue[0]) is OpenEvent)
+                and self._corked is None):
+            serving = self._channel
+            lock = self._send_lock
+            # The compiled write never waits, so it needs the send lock free, not taken.
+            if (serving is not None and not lock._held
+                    and isinstance(message, (str, bytes, bytearray, memoryview))):
+                channel = serving
+                if binary is not None:
+                    message = self._coerce(message, binary)
+                try:
+                    rest = channel._send(message)
+                except OSError as exc:
+                    self._lose_connection(exc)
+                if rest is None:
+                    return
+                if rest is not NotImplemented:   # the kernel took part of it
+                    with lock:
+                        self._send(rest)
+                    return
+        return _python_send(self, message, binary)
 
 
-def hot_path(receive, send, run_forever):
-    """``WebSocket``'s ``receive``, ``send`` and ``run_forever``, given its Python ones.
-
-    The compiled ones serve the common case of a connection that a ``Channel`` serves with
-    no Python frame of their own: reading while no event is queued and no other greenlet
-    reads, and ``send()`` of a whole message while nothing is held back and no other
-    greenlet sends. Everything else they hand to the Python methods, which behave the same
-    (the whole suite runs both ways). They are what makes a small message's round trip cost
-    fewer instructions than picows' (issue 3, S1): the Python methods' frames, lock protocol
-    calls and attribute lookups were a third of it."""
-    global _python_receive, _python_send
-    _python_receive, _python_send = receive, send
-    for compiled, python in ((_receive, receive), (_send, send),
-                             (_run_forever, run_forever)):
-        compiled.__doc__ = python.__doc__   # the API's own words
-    return _receive, _send, _run_forever
+# The API's own words, for help() and the documentation.
+for _name in ('receive', 'run_forever', 'send'):
+    getattr(WebSocketBase, _name).__doc__ = getattr(base.WebSocketBase, _name).__doc__
 
 
-cdef inline object _lone_message(WebSocketState ws):
+cdef inline object _lone_message(WebSocketBase ws):
     """The common case of reading: the ``MessageEvent`` of the next message when nothing is
     queued, the connection is open and served by a ``Channel``, no other greenlet reads, and
     the bytes read hold that message alone. Else None, and what was read (if anything) went
@@ -301,51 +325,3 @@ cdef inline object _lone_message(WebSocketState ws):
             finally:
                 lock.release()
     return None
-
-
-def _receive(WebSocketState ws):
-    event = _lone_message(ws)
-    if event is not None:
-        return event.data
-    return _python_receive(ws)
-
-
-def _run_forever(WebSocketState ws):
-    ws._ensure_open()
-    while True:
-        event = _lone_message(ws)
-        if event is not None:
-            callback = ws._onmessage
-            if callback is not None:
-                callback(event)
-        elif not ws._dispatch_next():
-            return
-
-
-def _send(WebSocketState ws, message, binary=None):
-    cdef Lock lock
-    cdef Channel channel
-    queue = ws._queue
-    # While received messages wait in the queue (more than the open event that every
-    # connection starts with: websocket._input_waits), the answer is corked instead, by the
-    # Python send() (WebSocket._write).
-    if (queue is None or len(queue) == 1 and type(queue[0]) is OpenEvent) and ws._corked is None:
-        serving = ws._channel
-        lock = ws._send_lock
-        # The compiled write never waits, so it needs the send lock free, not taken.
-        if (serving is not None and not lock._held
-                and isinstance(message, (str, bytes, bytearray, memoryview))):
-            channel = serving
-            if binary is not None:
-                message = ws._coerce(message, binary)
-            try:
-                rest = channel._send(message)
-            except OSError as exc:
-                ws._lose_connection(exc)
-            if rest is None:
-                return
-            if rest is not NotImplemented:   # the kernel took part of it
-                with lock:
-                    ws._send(rest)
-                return
-    return _python_send(ws, message, binary)

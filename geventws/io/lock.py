@@ -1,11 +1,11 @@
 """``Lock``: a mutex for greenlets that costs two slots until greenlets contend for it.
 
 Every open WebSocket has two locks (reading, sending), and nearly always only one greenlet
-uses each. A gevent ``Semaphore`` per lock costs about 150 bytes per connection whether or
-not anybody ever waits (issue 3, S4: memory per idle connection). This lock is a flag while
+uses each, so a gevent ``Semaphore`` per lock would cost memory per idle connection whether
+or not anybody ever waits (bench/RESULTS.md, "Measurements behind the code"). This lock is a flag while
 uncontended; a ``Semaphore`` exists only while greenlets wait for it, and is dropped by the
 release that finds nobody waiting. With the speedups built, this same source is also compiled
-as ``geventws._lock`` (typed by ``ext/geventws/_lock.pxd``), and that is the one in use.
+as ``geventws.io._lock`` (typed by ``ext/geventws/io/_lock.pxd``), and that is the one in use.
 """
 from gevent.lock import Semaphore
 

@@ -5,8 +5,7 @@ CPython (3.11 and later) runs a thread's Python frames on a data stack made of c
 16 KiB, which it maps from the system (``mmap``) when a stack needs one and unmaps when it is
 done with it. Each greenlet has a stack of its own, so with one greenlet per connection
 every connection maps a chunk, faults its pages in as its first frames touch them, and unmaps
-it when it ends: about 25 µs of a connection's server CPU on the machine of issue 3 (S5),
-where a handshake costs about 300 µs.
+it when it ends: a measurable share of a short connection's server CPU (bench/RESULTS.md, "Measurements behind the code").
 
 ``recycle()`` puts a small cache in front of CPython's arena allocator, through which those
 chunks come and go (``PyObject_SetArenaAllocator``, public C API): a freed chunk of that

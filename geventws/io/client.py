@@ -12,13 +12,15 @@ import gevent
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 
-from . import deflate, handshake
-from .errors import ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketError
-from .events import ErrorEvent
-from .frames import CLOSE_ABNORMAL
-from .limits import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, MAX_RESPONSE_HEAD, OPEN_TIMEOUT, READ_SIZE
-from .protocol import Connection
-from .websocket import CONNECTING, WebSocket
+from ..errors import ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketError
+from ..limits import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, MAX_RESPONSE_HEAD, OPEN_TIMEOUT, READ_SIZE
+from ..protocol import deflate, handshake
+from ..protocol.connection import Connection
+from ..protocol.events import ErrorEvent
+from ..protocol.frames import CLOSE_ABNORMAL
+from ..protocol.http import parse_response
+from .base import CONNECTING
+from .websocket import WebSocket
 
 _DEFAULT_PORTS = {'ws': 80, 'wss': 443}
 _URL_SAFE = "!$&'()*+,;=:@/?%~"   # RFC 3986 pchar and the query's '/' and '?', kept as is
@@ -167,7 +169,7 @@ class WebSocketClient(WebSocket):
                                         'without answering the opening handshake'),
                                      status=None)
             data += chunk
-            response = handshake.parse_response(data, MAX_RESPONSE_HEAD)
+            response = parse_response(data, MAX_RESPONSE_HEAD)
             if response is not None:
                 return response
 

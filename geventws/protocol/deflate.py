@@ -4,41 +4,13 @@ The server calls ``negotiate(request.extensions, options)``; the client sends
 ``client_offer(options)`` and checks the answer with ``client_negotiate(value, options)``.
 Either way the result is a ``PerMessageDeflate``, the ``Extension`` the protocol core runs.
 
-Defaults, chosen from measurements on this machine kind (Python 3.11, zlib 1.2.13, tracemalloc
-over 300 objects, each after one message):
-
-=========================  ======  ======  ======  ======  ======  ======  =======
-deflater KiB  memLevel ->       1       3       4       5       6       8        9
-=========================  ======  ======  ======  ======  ======  ======  =======
-window bits 9                   9      12      16      24      40     136      264
-window bits 11                 15      18      22      30      46     142      270
-window bits 12 (ours)          23      26      30      38      54     150      278
-window bits 13                 39      42      46      54      70     166      294
-window bits 15 (zlib's)       135     138     142     150     166     262      390
-=========================  ======  ======  ======  ======  ======  ======  =======
-
-An inflater costs 7.2 KiB plus its window once used: 11.2 KiB at 12 bits, 39.2 KiB at 15.
-On a stream of JSON messages with context takeover, a 12-bit window and memLevel 5 compress
-to 0.361 (200 B messages) and 0.278 (2.5 KiB messages) of the input where zlib's defaults
-(15 bits, memLevel 8) reach 0.323 and 0.270: 10% more bytes for 15% of the memory. So a
-server compresses with 12 bits and memLevel 5 (38 KiB) and asks clients that allow it for
-``client_max_window_bits=12`` (an 11 KiB inflater instead of 39): about 50 KiB per
-connection that has exchanged compressed messages, nothing before the first one (both zlib
-objects are created on first use) and nothing between messages when context takeover is
-off (they are dropped after each message). Server RSS per idle connection after one echoed
-message (``tests/test_deflate_memory.py``): 23.3 KiB without compression, 74.8 KiB with the
-defaults, 25.3 KiB without context takeover.
-
-Messages under ``min_size`` (64 bytes) are sent uncompressed, which RFC 7692 section 6
-allows: there compression saves at most about 45 bytes, less than the TCP/IP headers of the
-packet that carries them, and costs 3-5 us, as much as the rest of the send path.
-
-Compressing 10 MiB of JSON takes 270 ms at level 6 (110 ms at level 1); 10 MiB of random
-bytes 400 ms; inflating 10 MiB 40 ms. zlib releases the GIL, so payloads of ``offload_size``
-(64 KiB, about 2 ms of work) or more go through ``offload`` when the I/O layer sets it (the
-gevent layer runs them in the hub's threadpool, 130 us a round trip): the longest stall of
-the hub while a 10 MiB JSON message is compressed and inflated fell from 356 ms to 13 ms.
-This module never imports gevent.
+A server compresses with a 12-bit window and memLevel 5 and asks clients that allow it for
+``client_max_window_bits=12``: about a seventh of zlib's defaults' memory for 10% more bytes
+(bench/RESULTS.md, "Measurements behind the code"). Both zlib objects are created on first use, and dropped after each message when
+context takeover is off. Messages under ``min_size`` (64 bytes) are sent uncompressed, which
+RFC 7692 section 6 allows: there compression saves less than a packet's headers. Payloads of
+``offload_size`` or more go through ``offload`` when the I/O layer sets it (the gevent layer
+runs zlib, which releases the GIL, in the hub's threadpool). This module never imports gevent.
 
 zlib cannot compress raw DEFLATE with an 8-bit window (``wbits=-8`` is rejected since zlib
 1.2.9), so an agreed window of 8 bits is compressed with 9: zlib never emits a distance
@@ -46,9 +18,9 @@ beyond ``window - 262`` (250 bytes at 9 bits), which an 8-bit (256-byte) window 
 """
 import zlib
 
-from .errors import HandshakeError, ProtocolError
+from ..errors import HandshakeError, ProtocolError
+from .connection import Extension
 from .handshake import parse_extension_header
-from .protocol import Extension
 
 NAME = 'permessage-deflate'
 _TAIL = b'\x00\x00\xff\xff'    # the empty stored block of a sync flush (RFC 7692 7.2.1)

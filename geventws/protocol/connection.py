@@ -11,12 +11,12 @@ to ``extension.decode`` under the same size limit.
 """
 import os
 
-from .errors import ConnectionClosed, ProtocolError
+from ..errors import ConnectionClosed, ProtocolError
+from ..limits import MAX_MESSAGE_SIZE
+from .. import speedups
 from .events import CloseReceived, Failure, MessageEvent, Ping, Pong
-from .frames import (CLOSE_NO_STATUS, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
-                     OP_TEXT, encode_close_payload, parse_close_payload)
-from .limits import MAX_MESSAGE_SIZE
-from .speedups import MessageReader, frame
+from .frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
+                     OP_TEXT, encode_close_payload, invalid_utf8, parse_close_payload)
 
 OPEN, CLOSING, CLOSED = 'OPEN', 'CLOSING', 'CLOSED'
 
@@ -42,7 +42,7 @@ class Extension:
 class Connection:
     """The state of one WebSocket connection after its opening handshake."""
 
-    # Slots: every open connection has one of these (an idle one costs less, issue 3, S4).
+    # Slots: every open connection has one (memory per idle connection).
     __slots__ = ('client', 'max_message_size', 'extension', 'state', 'close_sent',
                  'close_received', 'failure', 'reader', '_owed', '_fragment_opcode')
 
@@ -56,7 +56,7 @@ class Connection:
         self.failure = None           # the ProtocolError that failed the connection
         #: Parses the incoming stream; ``receive_data`` feeds it, or the I/O layer does and
         #: hands the items to ``events_for`` (geventws._channel reads into it directly).
-        self.reader = MessageReader(max_message_size, not client, extension is not None)
+        self.reader = speedups.MessageReader(max_message_size, not client, extension is not None)
         self._owed = None             # frames owed to the peer (a list while there are any)
         self._fragment_opcode = 0     # opcode of the message we are sending in fragments
 
@@ -112,7 +112,7 @@ class Connection:
             try:
                 data = data.decode('utf-8')
             except UnicodeDecodeError:
-                raise ProtocolError('invalid UTF-8 in a text message', 1007) from None
+                raise invalid_utf8() from None
         return MessageEvent(data)
 
     def _close_received(self, payload):
@@ -197,4 +197,4 @@ class Connection:
         """One frame as buffers to write: masked with a fresh key per frame from a client
         (RFC 6455 5.3, ``os.urandom``: the key must not be predictable), and a large server
         payload left apart from its header rather than copied behind it."""
-        return frame(opcode, payload, fin, rsv1, os.urandom(4) if self.client else None)
+        return speedups.frame(opcode, payload, fin, rsv1, os.urandom(4) if self.client else None)

@@ -20,14 +20,14 @@ from itertools import repeat
 from gevent import pywsgi
 from gevent.pywsgi import Input, WSGIHandler, unquote_latin1
 
-from . import deflate, handshake, legacy
-from .errors import ConnectionClosed, HandshakeError
+from ..errors import ConnectionClosed, HandshakeError
+from ..limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
+from ..protocol import deflate, handshake, hixie
+from ..protocol.connection import Connection
+from ..protocol.http import is_websocket_upgrade
 from .forwarded import TrustedProxies
-from .limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
-from .protocol import Connection
 from .requesthead import add_environ_field, plain_upgrade_head, read_request_head
 from .sockio import raw_socket, send_all
-from .speedups import recycle_frame_stacks
 from .websocket import WebSocket
 
 
@@ -93,14 +93,10 @@ class WebSocketHandler(WSGIHandler):
             rfile = _UNREAD
         super().__init__(sock, address, server, rfile)
         self._head = None
-        # Every attribute a request will set, set now, in one order. CPython (3.11 and later)
-        # keeps a class's instance attributes in one shared key table only for the names
-        # its first few instances set; a name first set later gives every handler from then
-        # on a dict of its own. With thousands of connections opening at once, handlers
-        # were made before the first one got as far as its 101 answer, and every idle
-        # connection kept an 832-byte dict more (issue 3, S4: 12.4 or 12.9 KiB per
-        # connection, from one run to the next).
-        # (In C: a Python loop over them cost a tenth of a handshake's bytecodes.)
+        # Every attribute a request will set, set now, in one order: CPython (3.11 and later)
+        # shares one key table only for the names a class's first few instances set, and a
+        # handler made before the first 101 answer would otherwise keep a dict of its own
+        # (bench/RESULTS.md, "Measurements behind the code"). Set in C: a Python loop costs a handshake more.
         _consume(map(setattr, repeat(self), _REQUEST_ATTRIBUTES,
                      _request_defaults(type(self))))
 
@@ -132,8 +128,8 @@ class WebSocketHandler(WSGIHandler):
     # hooks (a subclass's read_requestline, read_request and get_environ still wrap these),
     # only the reading and parsing under them are shorter. Any other first request (plain
     # HTTP, a head cut in pieces, anything unusual) is read by pywsgi from a file object
-    # that first gives back the bytes already taken. (Issue 3, S5: pywsgi's reading and
-    # environ cost about a quarter of a handshake's server CPU.)
+    # that first gives back the bytes already taken. (pywsgi's own reading and environ cost
+    # a large share of a handshake: bench/RESULTS.md, "Measurements behind the code".)
 
     def read_requestline(self):
         if self.rfile is not _UNREAD:
@@ -201,7 +197,7 @@ class WebSocketHandler(WSGIHandler):
             super().log_request()
 
     def run_application(self):
-        if not handshake.is_websocket_upgrade(self.environ):
+        if not is_websocket_upgrade(self.environ):
             return super().run_application()
         try:
             ws = self._websocket()
@@ -216,7 +212,7 @@ class WebSocketHandler(WSGIHandler):
         its acceptor only, which the WebSocket drops once used: no frame of the
         connection's life keeps it.)"""
         request = handshake.validate_upgrade_request(self.environ)
-        if request.version == handshake.HIXIE_76:
+        if request.version == hixie.HIXIE_76:
             request.key3 = self._read_hixie76_key3()
         return WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
                                                                     headers),
@@ -248,7 +244,7 @@ class WebSocketHandler(WSGIHandler):
             # The environ and its WebSocket refer to each other: a cycle, with the socket and
             # the protocol objects in it, that only the garbage collector would free. The
             # connection is over, so the environ lets go of the WebSocket and they are freed
-            # now, while their memory is still in the cache (issue 3, S5).
+            # now, while their memory is still in the cache.
             self.environ.pop('wsgi.websocket', None)
             close = getattr(result, 'close', None) or getattr(self.result, 'close', None)
             self.result = None
@@ -265,9 +261,9 @@ class WebSocketHandler(WSGIHandler):
     def _accept(self, ws, request, protocols, headers):
         protocol = request.select_protocol(protocols)
         extra = list(headers or ())
-        if isinstance(request, handshake.HixieRequest):
+        if isinstance(request, hixie.HixieRequest):
             self._send_upgrade(*request.response(protocol, extra=extra))
-            conn = legacy.Connection(request.draft, self.max_message_size)
+            conn = hixie.HixieConnection(request.draft, self.max_message_size)
             extension_header = ''
         else:
             extension_header, extension = (
@@ -368,10 +364,6 @@ def _after_websockethandler(cls, name):
             return vars(klass)[name]
     return None
 
-
-# A greenlet per connection, each with a Python frame stack of its own: a finished one's
-# is kept for the next (geventws._framestacks; the compiled path only).
-recycle_frame_stacks()
 
 #: What stands in for ``rfile`` once an upgrade took what it held (_buffered_input).
 _CLOSED_FILE = io.BytesIO()

@@ -18,50 +18,19 @@ arrives, even when the frame is not complete yet.
 import codecs
 import struct
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 from .events import MessageEvent
-from .frames import OP_BINARY, OP_CONTINUATION, OP_TEXT, mask
+from .frames import OP_BINARY, OP_TEXT, header_error, invalid_utf8, mask
 
 _unpack_short = struct.Struct('!H').unpack_from
 _unpack_long = struct.Struct('!Q').unpack_from
 _Utf8Decoder = codecs.getincrementaldecoder('utf-8')
 
 
-def header_error(b0, b1, message_opcode, expect_masked, allow_rsv1):
-    """The ProtocolError that the first two header bytes already prove, or None.
-
-    ``message_opcode`` is the opcode of the fragmented message in progress (0 if none).
-    The order of the checks is part of the contract shared with the compiled reader.
-    """
-    opcode = b0 & 0x0F
-    if b0 & 0x30 or (b0 & 0x40 and not (allow_rsv1 and opcode in (OP_TEXT, OP_BINARY))):
-        return ProtocolError('reserved bits set without an extension that defines them')
-    if 3 <= opcode <= 7 or opcode >= 11:
-        return ProtocolError('reserved opcode %d' % opcode)
-    if opcode >= 8:
-        if not b0 & 0x80:
-            return ProtocolError('fragmented control frame')
-        if b1 & 0x7F > 125:
-            return ProtocolError('control frame payload over 125 bytes')
-    elif opcode == OP_CONTINUATION:
-        if not message_opcode:
-            return ProtocolError('continuation frame without a message to continue')
-    elif message_opcode:
-        return ProtocolError('new data frame inside a fragmented message')
-    if bool(b1 & 0x80) != expect_masked:
-        return ProtocolError('client frame is not masked' if expect_masked
-                             else 'server frame is masked')
-    return None
-
-
-def _utf8_error():
-    return ProtocolError('invalid UTF-8 in a text message', 1007)
-
-
 class MessageReader:
     """Parses the frames of one connection's incoming byte stream (RFC 6455 5.2-5.6)."""
 
-    # Slots: every open connection has one (issue 3, S4, as for the compiled twin).
+    # Slots: every open connection has one (memory per idle connection).
     __slots__ = ('max_message_size', 'expect_masked', 'allow_rsv1', '_buf', '_dead',
                  '_in_frame', '_opcode', '_fin', '_key', '_phase', '_remaining',
                  '_msg_opcode', '_msg_compressed', '_msg_size', '_msg_parts', '_decoder')
@@ -185,18 +154,18 @@ class MessageReader:
                 try:
                     self._msg_parts.append(chunk.decode('utf-8'))
                 except UnicodeDecodeError:
-                    raise _utf8_error() from None
+                    raise invalid_utf8() from None
                 self._decoder = decoder = None
             else:
                 try:
                     self._msg_parts.append(decoder.decode(chunk, False))
                 except UnicodeDecodeError:
-                    raise _utf8_error() from None
+                    raise invalid_utf8() from None
                 # CPython's decoder waits for a surrogate's third byte (ED A0..BF) before
                 # rejecting it; the second byte already proves it invalid.
                 pending = decoder.getstate()[0]
                 if len(pending) >= 2 and pending[0] == 0xED and pending[1] > 0x9F:
-                    raise _utf8_error()
+                    raise invalid_utf8()
         if self._remaining:
             return False
         self._in_frame = False
@@ -215,7 +184,7 @@ class MessageReader:
             try:
                 parts.append(decoder.decode(b'', True))
             except UnicodeDecodeError:
-                raise _utf8_error() from None
+                raise invalid_utf8() from None
         if opcode == OP_TEXT and not compressed:
             return MessageEvent(parts[0] if len(parts) == 1 else ''.join(parts))
         payload = parts[0] if len(parts) == 1 else b''.join(parts)

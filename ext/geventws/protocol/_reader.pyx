@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The compiled hot path: the twin of ``geventws/reader.py`` and of ``frames.mask`` and
-``frames.frame``.
+"""The compiled message reader: the twin of ``geventws/protocol/reader.py`` and of
+``frames.mask`` and ``frames.frame`` (``geventws.speedups`` chooses).
 
 ``MessageReader.feed(data)`` returns exactly what the pure-Python reader returns for the same
 byte stream split at the same points (``tests/test_twins.py`` checks that with Hypothesis):
@@ -31,9 +31,10 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from geventws.errors import ProtocolError
-from geventws.events import MessageEvent
 from geventws.limits import JOIN_LIMIT
-from geventws.reader import _utf8_error, header_error
+from geventws.protocol import frames
+from geventws.protocol.events import MessageEvent
+from geventws.protocol.frames import header_error, invalid_utf8
 
 cdef extern from "Python.h":
     # Declared by hand to manage the reassembly buffer's one reference ourselves: a bytes
@@ -43,9 +44,9 @@ cdef extern from "Python.h":
     char *_bytes_data "PyBytes_AS_STRING"(PyObject *bytes)
     void Py_XDECREF(PyObject *obj)
 
+cdef int OP_TEXT = frames.OP_TEXT, OP_BINARY = frames.OP_BINARY
+
 cdef enum:
-    OP_TEXT = 1
-    OP_BINARY = 2
     # Text messages up to this size that arrive whole are unmasked on the stack to decode.
     STACK_TEXT = 512
     # Beyond this, a frame's announced length is not allocated ahead of its bytes (it could
@@ -498,7 +499,7 @@ cdef class MessageReader:
                 not (self._fin and self._remaining == 0)):
             self._utf8_state = _utf8_scan(self._utf8_state, dst, n)
             if self._utf8_state == UTF8_REJECT:
-                raise _utf8_error()
+                raise invalid_utf8()
         return 0
 
     cdef int _reserve(self, Py_ssize_t n) except -1:
@@ -553,7 +554,7 @@ cdef class MessageReader:
         try:
             return PyUnicode_DecodeUTF8(data, n, NULL)
         except UnicodeDecodeError:
-            raise _utf8_error() from None
+            raise invalid_utf8() from None
 
     cdef void _drop_message(self) noexcept:
         Py_XDECREF(self._msg)

@@ -19,8 +19,8 @@ from http.client import HTTPException, LineTooLong
 
 from gevent.pywsgi import OldMessage
 
-from .handshake import is_websocket_upgrade
-from .limits import MAX_HEADER_LINE, MAX_HEADER_LINES
+from ..limits import MAX_HEADER_LINE, MAX_HEADER_LINES
+from ..protocol.http import is_websocket_upgrade
 
 # A field name is the characters the email parser accepts before the colon (visible ASCII
 # but ':'); its value loses the spaces and tabs after the colon and the CRLF (RFC 5322 2.2,

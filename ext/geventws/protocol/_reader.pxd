@@ -1,5 +1,5 @@
-"""Declarations of ``geventws._speedups`` shared with the other compiled modules
-(``_channel`` feeds the reader straight from its read buffer)."""
+"""Declarations of ``geventws.protocol._reader`` shared with the other compiled modules
+(``geventws.io._channel`` feeds the reader straight from its read buffer)."""
 from cpython.ref cimport PyObject
 
 
