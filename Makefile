@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: run test test-pure test-speedups bench build clean
+.PHONY: run test test-pure test-speedups typecheck bench build clean
 
 $(STAMP): setup.py setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,8 +44,13 @@ $(AUTOBAHN_STAMP): tests/autobahn-requirements.txt
 		ln -sfn $(PYTHON2) $(AUTOBAHN)/python; \
 		touch $@; fi
 
-# The whole suite runs twice: once on the compiled hot path, once on the pure-Python twin.
-test: build $(NODE_STAMP) $(AUTOBAHN_STAMP)
+# mypy over the package, as setup.cfg's [mypy] section says (mypy comes with the test extra).
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy geventws
+
+# The package is type-checked once; then the whole suite runs twice: once on the compiled hot
+# path, once on the pure-Python twin.
+test: build typecheck $(NODE_STAMP) $(AUTOBAHN_STAMP)
 	$(BIN)/python -c 'import geventws, sys; sys.exit(not geventws.speedups_enabled())' || \
 		{ echo 'the Cython extension did not build'; exit 1; }
 	$(BIN)/python -m pytest -q -p no:cacheprovider

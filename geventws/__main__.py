@@ -4,14 +4,20 @@
 message, each message received is printed after ``< ``, end of input (Ctrl-D) closes with 1000.
 ``serve module:app``: run a WSGI app with WebSocket support (``geventws.serve``).
 """
+from __future__ import annotations
+
 import argparse
 import ssl
 import sys
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .io.client import WebSocketClient
 
 _SERVE_USAGE = 'serve module:app [--host HOST] [--port PORT] [--certfile F --keyfile F]'
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='geventws', description='WebSocket client session and server for gevent.')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -39,14 +45,14 @@ def main(argv=None):
     return _session(options)
 
 
-def _header(text):
+def _header(text: str) -> tuple[str, str]:
     name, colon, value = text.partition(':')
     if not colon or not name.strip():
         raise argparse.ArgumentTypeError("a header is 'Name: value', not %r" % text)
     return name.strip(), value.strip()
 
 
-def _session(options):
+def _session(options: argparse.Namespace) -> int:
     import gevent
 
     from .io.client import connect
@@ -83,12 +89,12 @@ def _session(options):
     return 0 if ws.close_code != 1006 else 1
 
 
-def _print_messages(ws):
+def _print_messages(ws: WebSocketClient) -> None:
     for message in ws:
         print('< ' + message if isinstance(message, str) else '< %r' % (message,), flush=True)
 
 
-def _send_lines(ws):
+def _send_lines(ws: WebSocketClient) -> None:
     """Send each line of standard input; at its end, close normally. The lines are read in
     gevent's thread pool so that reading a terminal does not block the connection."""
     import gevent
@@ -107,7 +113,7 @@ def _send_lines(ws):
         pass   # the server closed first; the printer reports it
 
 
-def _note(text):
+def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 

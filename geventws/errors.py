@@ -3,6 +3,7 @@
 ``WebSocketError`` keeps the name gevent-websocket users already catch, so code written for it
 keeps working; everything geventws raises about the WebSocket protocol derives from it.
 """
+from typing import Iterable
 
 
 class WebSocketError(Exception):
@@ -16,7 +17,7 @@ class ProtocolError(WebSocketError):
     the size limit.
     """
 
-    def __init__(self, reason, code=1002):
+    def __init__(self, reason: str, code: int = 1002) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
@@ -29,7 +30,8 @@ class HandshakeError(WebSocketError):
     ``headers``; client side, the status and headers the server answered with.
     """
 
-    def __init__(self, reason, status=400, headers=(), body=b''):
+    def __init__(self, reason: str, status: int | None = 400,
+                 headers: Iterable[tuple[str, str]] = (), body: bytes = b'') -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -40,7 +42,7 @@ class HandshakeError(WebSocketError):
 class ConnectionClosed(WebSocketError):
     """The connection is closed (or closing): nothing more can be sent."""
 
-    def __init__(self, code=1006, reason=''):
+    def __init__(self, code: int = 1006, reason: str = '') -> None:
         super().__init__('connection closed: %s %s' % (code, reason) if reason else
                          'connection closed: %s' % code)
         self.code = code

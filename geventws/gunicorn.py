@@ -12,12 +12,16 @@ gevent worker. Three more are applied here because gunicorn's pywsgi worker igno
 - ``keepalive``: seconds an idle HTTP connection may wait for its next request (0: one
   request per connection).
 - ``forwarded_allow_ips``: X-Forwarded-Proto/-For are believed from these addresses only
-  (geventws.forwarded).
+  (geventws.io.forwarded).
 - ``graceful_timeout``: on SIGTERM (a graceful stop, or the old workers of a SIGHUP reload)
   every open WebSocket is closed with 1001 "going away" at once, and the worker waits up to
   ``graceful_timeout`` for the closing handshakes (geventws.shutdown). SIGINT and SIGQUIT
   remain gunicorn's quick shutdown, which cuts connections.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
@@ -25,15 +29,18 @@ from .io.handler import WebSocketHandler, request_headers_from_environ
 from .shutdown import OpenWebSockets
 from .speedups import recycle_frame_stacks
 
+if TYPE_CHECKING:
+    from types import FrameType
+
 
 class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
     """WebSocket upgrades first; gunicorn's environ extras and access log from its handler."""
 
     #: gunicorn's ``keepalive`` setting; None: wait for further requests without a limit.
-    keepalive = None
+    keepalive: float | None = None
     _requests_read = 0
 
-    def read_requestline(self):
+    def read_requestline(self) -> str:
         """The first request comes when it comes; a next one within ``keepalive``
         seconds (0: ``read_request`` made the first one the last)."""
         self._requests_read += 1
@@ -43,14 +50,14 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
             return super().read_requestline()
         return ''   # idle for longer than keepalive: pywsgi closes the connection
 
-    def log_request(self):
+    def log_request(self) -> None:
         if self.headers is None:
             # An upgraded connection let its parsed header fields go (memory): the access
             # log's %({name}i) atoms get them back from the environ.
             self.headers = request_headers_from_environ(self.environ)
         super().log_request()
 
-    def read_request(self, raw_requestline):
+    def read_request(self, raw_requestline: str) -> bool:
         valid = super().read_request(raw_requestline)
         if self.keepalive is not None and self.keepalive <= 0:
             self.close_connection = True
@@ -62,30 +69,30 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
 
     wsgi_handler = GunicornWebSocketHandler
 
-    def init_process(self):
+    def init_process(self) -> None:
         # Runs in the worker after the fork; gunicorn's init_process then runs the worker.
         recycle_frame_stacks()   # a greenlet per connection
         self.websockets = OpenWebSockets()
-        self.servers = []
+        self.servers: list[Any] = []
         self.wsgi_handler = self.wsgi_handler.configure(
             registry=self.websockets, keepalive=self.cfg.keepalive,
             forwarded_allow_ips=self.cfg.forwarded_allow_ips)
         super().init_process()
 
-    def server_class(self, *args, **kwargs):
+    def server_class(self, *args: Any, **kwargs: Any) -> Any:
         """gunicorn's ``run()`` makes its servers through this; they are kept so that a
         stopping worker stops accepting at once (``run()`` notices only within a second)."""
         server = PyWSGIServer(*args, **kwargs)
         self.servers.append(server)
         return server
 
-    def handle_exit(self, sig, frame):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM: gunicorn stops accepting and waits for the connections to end; closing
         the WebSockets with 1001 is what makes them end."""
         super().handle_exit(sig, frame)
         gevent.spawn(self._go_away)
 
-    def _go_away(self):
+    def _go_away(self) -> None:
         for server in self.servers:
             if server.started:   # (one being started as the signal came gets run()'s close)
                 server.close()   # the listening socket is shared: the other workers accept

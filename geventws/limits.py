@@ -34,6 +34,6 @@ HIXIE76_KEY3_TIMEOUT = 10.0
 
 #: Longest request header line and most lines in a request head (its blank last line
 #: included): http.client's limits, which gevent.pywsgi applies, kept so that a request is
-#: refused with 400 exactly when pywsgi alone would refuse it (geventws.requesthead).
+#: refused with 400 exactly when pywsgi alone would refuse it (geventws.io.requesthead).
 MAX_HEADER_LINE = 65536
 MAX_HEADER_LINES = 100

@@ -15,7 +15,18 @@ Bottle, a second GET route on a path replaces the first. The view runs for the c
 whole life inside the request context. What it returns is the answer when it never used the
 socket (a 403, say: nothing is upgraded) and is ignored once the connection was upgraded.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
 from .protocol.http import is_websocket_upgrade
+
+if TYPE_CHECKING:
+    from ._types import Environ
+    from .io.websocket import WebSocket
+
+#: A WebSocket view: ``view(ws, **url_variables)``.
+_View = TypeVar('_View', bound=Callable[..., Any])
 
 _NO_HANDLER = ('a WebSocket upgrade reached %r but the server has no WebSocket support: run '
                'it with handler_class=geventws.WebSocketHandler, `python -m geventws serve` '
@@ -26,7 +37,7 @@ class Sockets:
     """WebSocket routes of ``app``: a Flask app or blueprint (anything with Flask's
     ``add_url_rule``) or a Bottle app."""
 
-    def __init__(self, app):
+    def __init__(self, app: Any) -> None:
         if hasattr(app, 'add_url_rule'):
             self._add = self._add_flask_rule
         elif hasattr(app, 'add_route') and hasattr(app, 'router'):
@@ -36,30 +47,32 @@ class Sockets:
                             % (app,))
         self.app = app
 
-    def route(self, rule, **options):
+    def route(self, rule: str, **options: Any) -> Callable[[_View], _View]:
         """Decorator: ``view(ws, **url_variables)`` serves WebSockets at ``rule``;
         ``options`` go to the framework's route (``endpoint=`` for Flask, ``name=`` for
         Bottle)."""
-        def decorator(view):
+        def decorator(view: _View) -> _View:
             self.add_url_rule(rule, view, **options)
             return view
         return decorator
 
-    def add_url_rule(self, rule, view, **options):
+    def add_url_rule(self, rule: str, view: Callable[..., Any], **options: Any) -> None:
         self._add(rule, view, options)
 
-    def _add_flask_rule(self, rule, view, options):
+    def _add_flask_rule(self, rule: str, view: Callable[..., Any],
+                        options: dict[str, Any]) -> None:
         from flask import request
 
-        def flask_view(**kwargs):
+        def flask_view(**kwargs: Any) -> Any:
             return view(_websocket(request.environ), **kwargs) or ''
         endpoint = options.pop('endpoint', None) or view.__name__
         self.app.add_url_rule(rule, endpoint, flask_view, websocket=True, **options)
 
-    def _add_bottle_route(self, rule, view, options):
+    def _add_bottle_route(self, rule: str, view: Callable[..., Any],
+                          options: dict[str, Any]) -> None:
         import bottle
 
-        def bottle_view(**kwargs):
+        def bottle_view(**kwargs: Any) -> Any:
             environ = bottle.request.environ
             if not is_websocket_upgrade(environ):
                 raise bottle.HTTPError(400, 'This URL serves WebSocket connections only.')
@@ -67,7 +80,7 @@ class Sockets:
         self.app.route(rule, 'GET', bottle_view, **options)
 
 
-def _websocket(environ):
+def _websocket(environ: Environ) -> WebSocket:
     try:
         return environ['wsgi.websocket']
     except KeyError:

@@ -7,20 +7,23 @@ that blocking libraries in the app yield to the other connections. SIGTERM and S
 gracefully: no new connections, open WebSockets closed with 1001 (geventws.shutdown), then up
 to ``--graceful-timeout`` seconds for the requests still running. Behind a reverse proxy,
 ``--forwarded-allow-ips`` names the proxies whose X-Forwarded-Proto/-For are believed
-(geventws.forwarded); nobody's are by default.
+(geventws.io.forwarded); nobody's are by default.
 """
+from __future__ import annotations
+
 import argparse
 import importlib
 import os
 import signal
 import sys
+from typing import Any, Sequence
 
 from .speedups import recycle_frame_stacks
 
 GRACEFUL_TIMEOUT = 10.0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='geventws serve', description='Run a WSGI app with WebSocket support.')
     parser.add_argument('app', metavar='module:app',
@@ -52,7 +55,7 @@ def main(argv=None):
     return 0
 
 
-def load_app(spec):
+def load_app(spec: str) -> Any:
     """``'package.module:name'`` (``name`` may be dotted) -> the object; the current
     directory is importable, as with gunicorn."""
     module_name, _, attribute = spec.partition(':')
@@ -66,8 +69,10 @@ def load_app(spec):
     return target
 
 
-def make_server(app, host='127.0.0.1', port=8000, certfile=None, keyfile=None,
-                forwarded_allow_ips=None, **server_kw):
+def make_server(app: Any, host: str = '127.0.0.1', port: int = 8000,
+                certfile: str | None = None, keyfile: str | None = None,
+                forwarded_allow_ips: str | Sequence[str] | None = None,
+                **server_kw: Any) -> Any:
     """A bound, not yet serving, ``WSGIServer`` with a ``WebSocketHandler`` (a
     ``geventws.shutdown.StoppableHandler``) that ``serve_until_stopped`` can stop gracefully."""
     from gevent.pool import Pool
@@ -85,7 +90,7 @@ def make_server(app, host='127.0.0.1', port=8000, certfile=None, keyfile=None,
     return server
 
 
-def urls(server):
+def urls(server: Any) -> list[str]:
     """The page and WebSocket URLs of a bound server, for the banner."""
     secure = server.ssl_enabled
     host, port = server.address[:2]
@@ -94,7 +99,7 @@ def urls(server):
             for scheme in (('https', 'wss') if secure else ('http', 'ws'))]
 
 
-def serve_until_stopped(server, graceful_timeout=GRACEFUL_TIMEOUT):
+def serve_until_stopped(server: Any, graceful_timeout: float = GRACEFUL_TIMEOUT) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (see the module docstring); a
     second signal kills the connections still running at once."""
     import gevent
@@ -102,7 +107,7 @@ def serve_until_stopped(server, graceful_timeout=GRACEFUL_TIMEOUT):
 
     stop_requested, hurry = Event(), Event()
 
-    def on_signal():
+    def on_signal() -> None:
         (hurry if stop_requested.is_set() else stop_requested).set()
 
     handlers = [gevent.signal_handler(signum, on_signal)

@@ -9,7 +9,10 @@ The handler fills the registry (``WebSocketHandler.configure(registry=OpenWebSoc
 the server calls ``close_all()`` when it is told to stop (the gunicorn worker on SIGTERM,
 ``geventws.serve`` on SIGTERM and SIGINT).
 """
+from __future__ import annotations
+
 import weakref
+from typing import TYPE_CHECKING, ClassVar
 
 import gevent
 from gevent.pool import Group
@@ -17,27 +20,33 @@ from gevent.pool import Group
 from .errors import WebSocketError
 from .io.handler import WebSocketHandler
 
+if TYPE_CHECKING:
+    from greenlet import greenlet
+
+    from .io.websocket import WebSocket
+
 GOING_AWAY = 1001
 
 
 class OpenWebSockets:
     """The open WebSockets of one server process (weakly held: a closed one is forgotten)."""
 
-    def __init__(self):
-        self._open = weakref.WeakSet()
+    def __init__(self) -> None:
+        self._open: weakref.WeakSet[WebSocket] = weakref.WeakSet()
         self._closers = Group()
-        self._reason = None   # set once the server is stopping
+        self._reason: str | None = None   # set once the server is stopping
 
-    def add(self, ws):
+    def add(self, ws: WebSocket) -> None:
         if self._reason is None:
             self._open.add(ws)
         else:   # it opened while the server was stopping
             self._closers.spawn(_close, ws, self._reason)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._open)
 
-    def close_all(self, reason='server shutting down', timeout=None):
+    def close_all(self, reason: str = 'server shutting down',
+                  timeout: float | None = None) -> None:
         """Close every open WebSocket with 1001, and any that opens from now on; wait up to
         ``timeout`` seconds (None: no limit) for the closing handshakes."""
         self._reason = reason
@@ -46,7 +55,7 @@ class OpenWebSockets:
         self._closers.join(timeout)
 
 
-def _close(ws, reason):
+def _close(ws: WebSocket, reason: str) -> None:
     try:
         ws.close(GOING_AWAY, reason)
     except WebSocketError:
@@ -60,10 +69,10 @@ class StoppableHandler(WebSocketHandler):
     ``keepalive`` limit for this.)"""
 
     #: The greenlets reading a request line: ``configure(waiting=set())``.
-    waiting = None
+    waiting: ClassVar[set[greenlet]] = None  # type: ignore[assignment]
     stopping = False
 
-    def read_requestline(self):
+    def read_requestline(self) -> str:
         if self.stopping:
             return ''   # pywsgi closes the connection
         current = gevent.getcurrent()
@@ -74,6 +83,6 @@ class StoppableHandler(WebSocketHandler):
             self.waiting.discard(current)
 
     @classmethod
-    def stop_waiting(cls):
+    def stop_waiting(cls) -> None:
         cls.stopping = True
         gevent.killall(list(cls.waiting), timeout=1)

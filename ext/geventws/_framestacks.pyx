@@ -1,11 +1,12 @@
 # cython: language_level=3
 """Keeps the Python frame stacks of finished greenlets for the next ones.
 
-CPython (3.11 and later) runs a thread's Python frames on a data stack made of chunks of
-16 KiB, which it maps from the system (``mmap``) when a stack needs one and unmaps when it is
-done with it. Each greenlet has a stack of its own, so with one greenlet per connection
-every connection maps a chunk, faults its pages in as its first frames touch them, and unmaps
-it when it ends: a measurable share of a short connection's server CPU (bench/RESULTS.md, "Measurements behind the code").
+CPython (3.11 and later) runs a thread's Python frames on a data stack made of chunks of 16
+KiB, which it maps from the system (``mmap``) when a stack needs one and unmaps when it is
+done with it. Each greenlet has a stack of its own, so with one greenlet per connection every
+connection maps a chunk, faults its pages in as its first frames touch them, and unmaps it
+when it ends: a measurable share of a short connection's server CPU (bench/RESULTS.md,
+"Measurements behind the code").
 
 ``recycle()`` puts a small cache in front of CPython's arena allocator, through which those
 chunks come and go (``PyObject_SetArenaAllocator``, public C API): a freed chunk of that

@@ -9,7 +9,17 @@ everything else to the methods below. ``WebSocket`` supplies what they call:
 ``_ensure_open``, ``_next_event``, ``_dispatch``, ``_dispatch_next``, ``_coerce`` and
 ``_write``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Deque, Iterable
+
 from ..protocol.events import CloseEvent, MessageEvent, OpenEvent
+
+if TYPE_CHECKING:
+    from .._types import AppEvent, Buffers, Data, Payload, QueuedEvent
+    from ..protocol.connection import Connection
+    from ..protocol.hixie import HixieConnection
+    from .lock import Lock
 
 #: ``ready_state`` values, as in the browser API.
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
@@ -18,7 +28,7 @@ CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 NOT_FRAGMENTED = (str, bytes, bytearray, memoryview)
 
 
-def input_waits(queue):
+def input_waits(queue: Deque[QueuedEvent]) -> bool:
     """Whether received events wait in ``queue`` (a non-empty deque), not just the
     ``OpenEvent`` that every connection starts with: answers are then corked
     (``WebSocket._write``)."""
@@ -31,7 +41,28 @@ class WebSocketBase:
     __slots__ = ('ready_state', '_queue', '_channel', '_corked', '_conn', '_onmessage',
                  '_read_lock', '_send_lock')
 
-    def send(self, message, binary=None):
+    # (Declared for the type checker; the slots above hold them.)
+    ready_state: int
+    _queue: Deque[QueuedEvent] | None
+    _channel: Any               # a geventws.io._channel.Channel, or None
+    _corked: Buffers | None
+    #: The protocol object; None only before ``WebSocket._attach`` (whose callers check).
+    _conn: Connection | HixieConnection
+    _onmessage: Callable[[MessageEvent], object] | None
+    _read_lock: Lock
+    _send_lock: Lock
+
+    if TYPE_CHECKING:   # what WebSocket supplies
+        def _ensure_open(self) -> None: ...
+        def _next_event(self) -> AppEvent | None: ...
+        def _dispatch(self, event: AppEvent) -> None: ...
+        def _dispatch_next(self) -> bool: ...
+        def _write(self, buffers: Buffers) -> None: ...
+
+        @staticmethod
+        def _coerce(message: Payload, binary: bool | None) -> Payload: ...
+
+    def send(self, message: Payload | Iterable[Payload], binary: bool | None = None) -> None:
         """Send ``str`` as a text message and bytes-like as binary; an iterable of fragments
         is sent as one fragmented message. ``binary`` forces the type, as in
         gevent-websocket. Raises ``ConnectionClosed`` once the connection is closing."""
@@ -52,7 +83,7 @@ class WebSocketBase:
             if pending is not None:
                 self._write(self._conn.send_message(pending))
 
-    def receive(self):
+    def receive(self) -> Data | None:
         """The next message (``str`` or ``bytes``), or ``None`` once the connection is closed."""
         if self.ready_state == CONNECTING:
             self._ensure_open()
@@ -66,7 +97,7 @@ class WebSocketBase:
             if type(event) is CloseEvent:
                 return None
 
-    def run_forever(self):
+    def run_forever(self) -> None:
         """Dispatch events to the ``on*`` callbacks until the connection is closed."""
         self._ensure_open()
         while self._dispatch_next():

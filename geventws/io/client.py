@@ -6,6 +6,9 @@ then TLS), send the opening request and check the answer (``handshake``, RFC 645
 then on it is the same ``WebSocket`` over a client-role ``protocol.Connection``, which masks
 every frame it sends and fails on a masked frame from the server (RFC 6455 5.1).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 from urllib.parse import quote, urlsplit
 
 import gevent
@@ -22,6 +25,13 @@ from ..protocol.http import parse_response
 from .base import CONNECTING
 from .websocket import WebSocket
 
+if TYPE_CHECKING:
+    import ssl
+
+    from .._types import Headers, Socket
+    from ..protocol.deflate import CompressionOption
+    from ..protocol.http import ClientResponse
+
 _DEFAULT_PORTS = {'ws': 80, 'wss': 443}
 _URL_SAFE = "!$&'()*+,;=:@/?%~"   # RFC 3986 pchar and the query's '/' and '?', kept as is
 
@@ -31,7 +41,7 @@ class Target:
     IPv6 literal without its brackets), ``port``, ``path``, the request's ``resource`` and the
     value of its ``Host`` header."""
 
-    def __init__(self, url):
+    def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
@@ -51,7 +61,7 @@ class Target:
         name = '[%s]' % self.host if ':' in self.host else self.host
         self.host_header = name if self.port == default_port else '%s:%d' % (name, self.port)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return '%s:%d' % (self.host, self.port)
 
 
@@ -67,15 +77,19 @@ class WebSocketClient(WebSocket):
     wss:// (default: the system's CAs, hostname checked); ``max_message_size``;
     ``close_timeout`` for the closing handshake and the server's TCP close after it;
     ``compression``: permessage-deflate, offered by default (True), None to not offer it,
-    or a dict of ``geventws.deflate.DeflateOptions`` arguments.
+    or a dict of ``geventws.protocol.deflate.DeflateOptions`` arguments.
     """
 
     origin = None    # the Origin we send, where the server side reads the client's
     path = None      # the path of the URL, as the server side sees it
 
-    def __init__(self, url, protocols=None, headers=None, origin=None, timeout=OPEN_TIMEOUT,
-                 ssl_context=None, max_message_size=MAX_MESSAGE_SIZE,
-                 close_timeout=CLOSE_TIMEOUT, compression=True):
+    def __init__(self, url: str, protocols: Sequence[str] | None = None,
+                 headers: Headers | None = None, origin: str | None = None,
+                 timeout: float | None = OPEN_TIMEOUT,
+                 ssl_context: ssl.SSLContext | None = None,
+                 max_message_size: int = MAX_MESSAGE_SIZE,
+                 close_timeout: float = CLOSE_TIMEOUT,
+                 compression: CompressionOption = True) -> None:
         super().__init__(url=url, version=13, close_timeout=close_timeout)
         self.target = Target(url)
         self.path = self.target.path
@@ -86,11 +100,11 @@ class WebSocketClient(WebSocket):
         self.ssl_context = ssl_context
         self.max_message_size = max_message_size
         self.compression = deflate.compression_options(compression)
-        self._runner = None
+        self._runner: Any = None   # the greenlet of start()
 
     # -- opening ----------------------------------------------------------------------------
 
-    def connect(self):
+    def connect(self) -> None:
         """Open the connection (once): raises ``OSError`` when the server cannot be reached
         (``TimeoutError`` after ``timeout``), ``ssl.SSLError`` when TLS fails,
         ``HandshakeError`` when the server does not accept (``HandshakeTimeout`` when it does
@@ -114,7 +128,7 @@ class WebSocketClient(WebSocket):
                           extension=extension)
         self._attach(sock, conn, protocol, extensions, response.rest)
 
-    def _open(self, request):
+    def _open(self, request: bytes) -> tuple[Socket, ClientResponse]:
         """Connect, send ``request`` and read the answer's head, all within ``timeout``."""
         timer = gevent.Timeout(self.timeout)
         timer.start()
@@ -139,7 +153,7 @@ class WebSocketClient(WebSocket):
         finally:
             timer.close()
 
-    def _connect_socket(self):
+    def _connect_socket(self) -> Socket:
         target = self.target
         try:
             sock = gsocket.create_connection((target.host, target.port))
@@ -157,7 +171,7 @@ class WebSocketClient(WebSocket):
             raise
 
     @staticmethod
-    def _read_response(sock):
+    def _read_response(sock: Socket) -> ClientResponse:
         """Read until the end of the response head; what follows it in the same reads is
         kept in ``response.rest`` (frames the server sent right after its 101)."""
         data = b''
@@ -173,31 +187,31 @@ class WebSocketClient(WebSocket):
             if response is not None:
                 return response
 
-    def _ensure_open(self):
+    def _ensure_open(self) -> None:
         self._used = True
         if self.ready_state == CONNECTING:
             self.connect()
 
     # -- event style ------------------------------------------------------------------------
 
-    def run_forever(self):
+    def run_forever(self) -> None:
         """Open the connection if needed and dispatch events until it is closed. Failing to
         open it is ``onerror`` then ``onclose`` with 1006, not an exception."""
         if self.ready_state == CONNECTING:
             try:
                 self.connect()
             except (OSError, WebSocketError) as exc:
-                self._conn = _NeverOpened(str(exc))
+                self._conn = _NeverOpened(str(exc))  # type: ignore[assignment]
                 self._enqueue(ErrorEvent(exc))
                 self._terminate(CLOSE_ABNORMAL, str(exc), False)
         super().run_forever()
 
-    def start(self):
+    def start(self) -> Any:
         """Run ``run_forever()`` in a new greenlet, returned (``join()`` waits for it)."""
         self._runner = gevent.spawn(self.run_forever)
         return self._runner
 
-    def join(self, timeout=None):
+    def join(self, timeout: float | None = None) -> bool:
         """Wait for the greenlet of ``start()`` to end (``onclose`` was dispatched); True if
         it did within ``timeout``."""
         if self._runner is None:
@@ -212,16 +226,16 @@ class _NeverOpened:
 
     client = True
 
-    def __init__(self, reason):
+    def __init__(self, reason: str) -> None:
         self.close_sent = (CLOSE_ABNORMAL, reason)
 
-    def send_message(self, *args, **kwargs):
+    def send_message(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ConnectionClosed(*self.close_sent)
 
     send_ping = send_close = send_message
 
 
-def connect(url, **options):
+def connect(url: str, **options: Any) -> WebSocketClient:
     """Open a WebSocket connection and return it (a ``WebSocketClient``, open); raises
     ``OSError`` or ``HandshakeError`` if it cannot be opened. Options as ``WebSocketClient``:
     ``protocols``, ``headers``, ``origin``, ``timeout``, ``ssl_context``,
@@ -231,7 +245,7 @@ def connect(url, **options):
     return ws
 
 
-def _with_address(error, target):
+def _with_address(error: OSError, target: Target) -> OSError:
     """``error`` (a DNS or connect failure) again with the address it was about in its
     message, of the same type so that ``except ConnectionRefusedError`` still works."""
     if error.errno is None or not error.strerror:

@@ -1,8 +1,8 @@
 """``WebSocketHandler``: gevent.pywsgi's handler, plus WebSocket upgrades.
 
 A request that asks for ``Upgrade: websocket`` is validated and its protocol family chosen
-from its headers alone (RFC 6455, or the hixie-75/76 drafts of geventws.legacy; 400 or 426
-with a one-line reason when it is bad), and the app gets an un-accepted ``WebSocket`` in
+from its headers alone (RFC 6455, or the hixie-75/76 drafts of geventws.protocol.hixie; 400
+or 426 with a one-line reason when it is bad), and the app gets an un-accepted ``WebSocket`` in
 ``environ['wsgi.websocket']``.
 The handshake is answered when the app first uses the socket (or sets a callback, or calls
 ``accept()``); an app that instead answers with a plain response (a 403, say) without touching
@@ -10,12 +10,15 @@ the socket has that response sent, and nothing is upgraded. The connection then 
 end inside this handler's greenlet: pywsgi closes the socket when ``handle()`` returns.
 Every other request is served exactly as gevent.pywsgi serves it.
 """
+from __future__ import annotations
+
 import functools
 import io
 import operator
 import sys
 from collections import deque
 from itertools import repeat
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from gevent import pywsgi
 from gevent.pywsgi import Input, WSGIHandler, unquote_latin1
@@ -30,17 +33,28 @@ from .requesthead import add_environ_field, plain_upgrade_head, read_request_hea
 from .sockio import raw_socket, send_all
 from .websocket import WebSocket
 
+if TYPE_CHECKING:
+    from .._types import Environ, Socket
+    from ..protocol.hixie import HixieConnection
+    from ..protocol.deflate import CompressionOption
+    from .requesthead import PlainHead
+
+    class Registry(Protocol):
+        """What ``registry=`` is told of (``geventws.shutdown.OpenWebSockets``)."""
+
+        def add(self, ws: WebSocket) -> None: ...
+
 
 class WebSocketVersion(str):
     """The handshake's protocol version as gevent-websocket gives it (the header's string,
     '13'), which also compares equal to the number (13) that other servers use."""
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, int):
             return self == str(other)
         return str.__eq__(self, other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         return not self == other
 
     __hash__ = str.__hash__
@@ -58,7 +72,7 @@ _REQUEST_ATTRIBUTES = tuple(name for name in (
 #: A class's defaults of those attributes, in their order.
 _request_defaults = operator.attrgetter(*_REQUEST_ATTRIBUTES)
 #: Runs an iterator to its end (the itertools documentation's "consume" recipe).
-_consume = deque(maxlen=0).extend
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 #: The shared ``WebSocketVersion`` of a version: one object per version, not one per
 #: connection (an idle connection is smaller by one str).
@@ -72,35 +86,38 @@ class WebSocketHandler(WSGIHandler):
     max_message_size = MAX_MESSAGE_SIZE
     close_timeout = CLOSE_TIMEOUT
     #: permessage-deflate (RFC 7692): True for the defaults, None to disable, or a dict of
-    #: ``geventws.deflate.DeflateOptions`` arguments.
-    compression = True
+    #: ``geventws.protocol.deflate.DeflateOptions`` arguments.
+    compression: CompressionOption = True
     #: Reverse proxies whose X-Forwarded-Proto/-For are believed: '127.0.0.1,10.0.0.0/8',
-    #: a list, or '*'; None believes nobody (geventws.forwarded).
-    forwarded_allow_ips = None
+    #: a list, or '*'; None believes nobody (geventws.io.forwarded).
+    forwarded_allow_ips: TrustedProxies | None = None
     #: Told of every WebSocket once it is open (``registry.add(ws)``), so that a server
     #: can close them all with 1001 when it stops (geventws.shutdown).
-    registry = None
+    registry: Registry | None = None
     #: The request's header fields as pywsgi parses them, without the email package's parser.
     MessageClass = staticmethod(read_request_head)
     #: Whether a first request is read and its environ built by the shortcuts below;
     #: decided again for each subclass (__init_subclass__).
     _reads_plain_heads = _builds_plain_environ = True
+    # (pywsgi's, set per connection: a file object, or _UNREAD until the first read.)
+    rfile: Any
 
-    def __init__(self, sock, address, server, rfile=None):
+    def __init__(self, sock: Socket, address: Any, server: Any, rfile: Any = None) -> None:
         # No file object yet: the first read decides whether pywsgi's reading is needed
         # (read_requestline).
         if rfile is None and self._reads_plain_heads:
             rfile = _UNREAD
         super().__init__(sock, address, server, rfile)
-        self._head = None
+        self._head: PlainHead | None = None
         # Every attribute a request will set, set now, in one order: CPython (3.11 and later)
         # shares one key table only for the names a class's first few instances set, and a
         # handler made before the first 101 answer would otherwise keep a dict of its own
-        # (bench/RESULTS.md, "Measurements behind the code"). Set in C: a Python loop costs a handshake more.
+        # (bench/RESULTS.md, "Measurements behind the code"). Set in C: a Python loop costs
+        # a handshake more.
         _consume(map(setattr, repeat(self), _REQUEST_ATTRIBUTES,
                      _request_defaults(type(self))))
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # The shortcuts below stand in for pywsgi's own methods, so they are taken only
         # where pywsgi's are what they replace: not when a class that comes after this one
@@ -111,7 +128,7 @@ class WebSocketHandler(WSGIHandler):
                                      is WSGIHandler.get_environ)
 
     @classmethod
-    def configure(cls, **options):
+    def configure(cls, **options: Any) -> type[WebSocketHandler]:
         """A subclass with other options: ``max_message_size``, ``close_timeout``,
         ``compression``, ``forwarded_allow_ips``, ``registry``."""
         for name in options:
@@ -131,7 +148,7 @@ class WebSocketHandler(WSGIHandler):
     # that first gives back the bytes already taken. (pywsgi's own reading and environ cost
     # a large share of a handshake: bench/RESULTS.md, "Measurements behind the code".)
 
-    def read_requestline(self):
+    def read_requestline(self) -> str:
         if self.rfile is not _UNREAD:
             return super().read_requestline()
         data = self.socket.recv(io.DEFAULT_BUFFER_SIZE)   # as much as pywsgi's first read
@@ -147,7 +164,7 @@ class WebSocketHandler(WSGIHandler):
         self.rfile = io.BytesIO()
         return head.requestline
 
-    def read_request(self, raw_requestline):
+    def read_request(self, raw_requestline: str) -> bool:
         head = self._head
         if head is None:
             return super().read_request(raw_requestline)
@@ -158,7 +175,7 @@ class WebSocketHandler(WSGIHandler):
         self.close_connection = self.headers.get('Connection', '').lower() == 'close'
         return True
 
-    def get_environ(self):
+    def get_environ(self) -> Environ:
         head = self._head
         if head is not None and self._builds_plain_environ:
             environ = self._environ_of(head)
@@ -168,7 +185,7 @@ class WebSocketHandler(WSGIHandler):
             self.forwarded_allow_ips.apply(environ, self.client_address)
         return environ
 
-    def _environ_of(self, head):
+    def _environ_of(self, head: PlainHead) -> Environ:
         """What pywsgi's ``get_environ`` makes of a ``PlainHead``, in the same order."""
         environ = self.server.get_environ()
         environ['REQUEST_METHOD'] = self.command
@@ -192,11 +209,11 @@ class WebSocketHandler(WSGIHandler):
         environ['wsgi.input_terminated'] = False
         return environ
 
-    def log_request(self):
+    def log_request(self) -> None:
         if type(self.server.log) is not _NOOP_LOG:   # log=None: no line to format
             super().log_request()
 
-    def run_application(self):
+    def run_application(self) -> None:
         if not is_websocket_upgrade(self.environ):
             return super().run_application()
         try:
@@ -207,7 +224,7 @@ class WebSocketHandler(WSGIHandler):
         self.environ['wsgi.websocket_version'] = ws.version
         self._run_websocket_app(ws)
 
-    def _websocket(self):
+    def _websocket(self) -> WebSocket:
         """The un-accepted WebSocket of a valid upgrade request. (The request lives on in
         its acceptor only, which the WebSocket drops once used: no frame of the
         connection's life keeps it.)"""
@@ -219,7 +236,7 @@ class WebSocketHandler(WSGIHandler):
                          environ=self.environ, version=_version(request.version),
                          close_timeout=self.close_timeout)
 
-    def _run_websocket_app(self, ws):
+    def _run_websocket_app(self, ws: WebSocket) -> None:
         result = None
         try:
             result = self.application(self.environ, self.start_response)
@@ -251,19 +268,23 @@ class WebSocketHandler(WSGIHandler):
             if close is not None:
                 close()
 
-    def start_response(self, status, headers, exc_info=None):
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
         if self.code == 101:
             # The upgrade went out: a framework's answer after the app returned (Flask's
             # 200 for a view's '') is neither sent nor logged in place of the 101.
             return _discard
         return super().start_response(status, headers, exc_info)
 
-    def _accept(self, ws, request, protocols, headers):
+    def _accept(self, ws: WebSocket, request: handshake.ServerRequest | hixie.HixieRequest,
+                protocols: str | Iterable[str] | None,
+                headers: Iterable[tuple[str, str]] | None) -> None:
         protocol = request.select_protocol(protocols)
         extra = list(headers or ())
         if isinstance(request, hixie.HixieRequest):
             self._send_upgrade(*request.response(protocol, extra=extra))
-            conn = hixie.HixieConnection(request.draft, self.max_message_size)
+            conn: Connection | HixieConnection = hixie.HixieConnection(
+                request.draft, self.max_message_size)
             extension_header = ''
         else:
             extension_header, extension = (
@@ -280,7 +301,8 @@ class WebSocketHandler(WSGIHandler):
         if self.registry is not None:
             self.registry.add(ws)
 
-    def _send_upgrade(self, headers, status='101 Switching Protocols', body=b''):
+    def _send_upgrade(self, headers: list[tuple[str, str]],
+                      status: str = '101 Switching Protocols', body: bytes = b'') -> None:
         """Write the 101 answer ourselves (with draft-76's 16-byte body) and record it for
         pywsgi's access log."""
         lines = ['HTTP/1.1 %s\r\n' % status]
@@ -297,7 +319,7 @@ class WebSocketHandler(WSGIHandler):
         self.response_length = len(data)
         self.close_connection = True
 
-    def _read_hixie76_key3(self):
+    def _read_hixie76_key3(self) -> bytes:
         """The 8 bytes a draft-76 client sends after its headers without a Content-Length:
         already in ``rfile``'s buffer when they came with the headers, or still on the way."""
         sock = self.socket
@@ -314,7 +336,7 @@ class WebSocketHandler(WSGIHandler):
                                  'arrive within %g s' % HIXIE76_KEY3_TIMEOUT)
         return key3
 
-    def _buffered_input(self):
+    def _buffered_input(self) -> bytes:
         """Bytes that arrived after the request headers: those the first read took with a
         plain head, or those in ``rfile``'s buffer. Taken now, and ``rfile`` closed, so that
         its 8 KiB buffer is freed for the connection's life (the socket stays open; pywsgi
@@ -344,11 +366,11 @@ class WebSocketHandler(WSGIHandler):
                 self.environ['wsgi.input'] = _CLOSED_FILE
         return data
 
-    def _reject(self, exc):
+    def _reject(self, exc: HandshakeError) -> None:
         """Answer a bad upgrade request with HTTP 400/426 and a one-line reason."""
         body = (exc.reason + '\n').encode('utf-8', 'replace')
         status = {400: '400 Bad Request', 426: '426 Upgrade Required'}.get(
-            exc.status, '%d Error' % exc.status)
+            exc.status, '%d Error' % exc.status)  # type: ignore[arg-type, str-format]
         self.close_connection = True
         self.start_response(status, [('Content-Type', 'text/plain; charset=utf-8'),
                                      ('Content-Length', str(len(body))),
@@ -356,7 +378,7 @@ class WebSocketHandler(WSGIHandler):
         self.write(body)
 
 
-def _after_websockethandler(cls, name):
+def _after_websockethandler(cls: type, name: str) -> Any:
     """The method ``name`` that a ``super()`` call in WebSocketHandler reaches for ``cls``."""
     mro = cls.__mro__
     for klass in mro[mro.index(WebSocketHandler) + 1:]:
@@ -375,7 +397,7 @@ class _Unread:
 
     closed = False
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
@@ -392,15 +414,15 @@ class _Replay(io.RawIOBase):
     """The raw reader under ``rfile`` when pywsgi reads the first request after all: the
     bytes the first read took, then the socket."""
 
-    def __init__(self, data, sock):
+    def __init__(self, data: bytes, sock: Socket) -> None:
         super().__init__()
         self._data = data
         self._socket = sock
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer):
+    def readinto(self, buffer: Any) -> int:
         data = self._data
         if not data:
             return self._socket.recv_into(buffer)
@@ -410,7 +432,7 @@ class _Replay(io.RawIOBase):
         return size
 
 
-def request_headers_from_environ(environ):
+def request_headers_from_environ(environ: Environ) -> dict[str, str]:
     """The request's header fields as a dict, rebuilt from the environ (``HTTP_USER_AGENT``
     gives ``User-Agent``) for an upgraded connection, whose parsed fields were let go."""
     fields = {name[5:].replace('_', '-').title(): value for name, value in environ.items()
@@ -421,5 +443,5 @@ def request_headers_from_environ(environ):
     return fields
 
 
-def _discard(data):
+def _discard(data: bytes) -> None:
     """The ``write`` of a response that is not sent."""

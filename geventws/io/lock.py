@@ -2,10 +2,11 @@
 
 Every open WebSocket has two locks (reading, sending), and nearly always only one greenlet
 uses each, so a gevent ``Semaphore`` per lock would cost memory per idle connection whether
-or not anybody ever waits (bench/RESULTS.md, "Measurements behind the code"). This lock is a flag while
-uncontended; a ``Semaphore`` exists only while greenlets wait for it, and is dropped by the
-release that finds nobody waiting. With the speedups built, this same source is also compiled
-as ``geventws.io._lock`` (typed by ``ext/geventws/io/_lock.pxd``), and that is the one in use.
+or not anybody ever waits (bench/RESULTS.md, "Measurements behind the code"). This lock is a
+flag while uncontended; a ``Semaphore`` exists only while greenlets wait for it, and is
+dropped by the release that finds nobody waiting. With the speedups built, this same source
+is also compiled as ``geventws.io._lock`` (typed by ``ext/geventws/io/_lock.pxd``), and that
+is the one in use.
 """
 from gevent.lock import Semaphore
 
@@ -16,14 +17,14 @@ class Lock:
 
     __slots__ = ('_held', '_waiting')
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._held = False
-        self._waiting = None   # a Semaphore(0) while greenlets wait for the lock
+        self._waiting: Semaphore | None = None   # a Semaphore(0) while greenlets wait for it
 
-    def locked(self):
+    def locked(self) -> bool:
         return self._held
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         if not self._held:
             self._held = True
             return
@@ -33,10 +34,10 @@ class Lock:
         # waiter killed meanwhile never used. A kill or timeout here leaves nothing behind.
         self._waiting.acquire()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
-    def release(self):
+    def release(self) -> None:
         """Leave the lock: hand it to the next waiter, or free it. (The compiled
         ``receive()`` and ``send()`` take a free lock by setting ``_held`` and call this.)"""
         waiting = self._waiting

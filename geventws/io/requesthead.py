@@ -13,14 +13,20 @@ before, so what an app sees never depends on which path read the head.
 a WebSocket upgrade: it takes the whole head from the bytes of one read and makes from it, in
 one pass, what pywsgi's request parsing and ``get_environ`` would make of it.
 """
+from __future__ import annotations
+
 import re
 from email.parser import Parser
 from http.client import HTTPException, LineTooLong
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from gevent.pywsgi import OldMessage
 
 from ..limits import MAX_HEADER_LINE, MAX_HEADER_LINES
 from ..protocol.http import is_websocket_upgrade
+
+if TYPE_CHECKING:
+    from .._types import Environ
 
 # A field name is the characters the email parser accepts before the colon (visible ASCII
 # but ':'); its value loses the spaces and tabs after the colon and the CRLF (RFC 5322 2.2,
@@ -37,7 +43,7 @@ _BODY_KEYS = frozenset(('HTTP_CONTENT_LENGTH', 'HTTP_CONTENT_TYPE', 'HTTP_TRANSF
                         'HTTP_EXPECT'))
 
 
-def read_request_head(rfile, *_seekable):
+def read_request_head(rfile: BinaryIO, *_seekable: Any) -> OldMessage:
     """``WSGIHandler.MessageClass``: the header fields that follow the request line in
     ``rfile``, as an ``OldMessage``; a line over the limit gives one whose ``status`` makes
     pywsgi answer 400, and too many lines raise what http.client raises (also a 400)."""
@@ -56,10 +62,10 @@ def read_request_head(rfile, *_seekable):
     return Parser(_class=OldMessage).parsestr(b''.join(lines).decode('latin-1'))
 
 
-def _read_lines(rfile):
+def _read_lines(rfile: BinaryIO) -> list[bytes]:
     """The head's lines up to and with its blank line (or EOF), under http.client's limits,
     which count that blank line too."""
-    lines = []
+    lines: list[bytes] = []
     while True:
         line = rfile.readline(MAX_HEADER_LINE + 1)
         if len(line) > MAX_HEADER_LINE:
@@ -80,14 +86,15 @@ class PlainHead:
 
     __slots__ = ('requestline', 'message', 'environ', 'rest')
 
-    def __init__(self, requestline, message, environ, rest):
+    def __init__(self, requestline: str, message: OldMessage, environ: Environ,
+                 rest: bytes) -> None:
         self.requestline = requestline
         self.message = message
         self.environ = environ
         self.rest = rest
 
 
-def add_environ_field(environ, key, value):
+def add_environ_field(environ: Environ, key: str, value: str) -> None:
     """Put a header field into a WSGI environ as pywsgi's ``get_environ`` does: a key that is
     there already gets the value appended, after '; ' for cookies and ',' for the rest."""
     if key in environ:
@@ -96,7 +103,7 @@ def add_environ_field(environ, key, value):
         environ[key] = value
 
 
-def plain_upgrade_head(data):
+def plain_upgrade_head(data: bytes) -> PlainHead | None:
     """The ``PlainHead`` at the start of ``data``, the first bytes read from a connection,
     or None when pywsgi's own reading must see them: the head is not complete in ``data``,
     not a plain GET over HTTP/1.1, announces a body, or is no upgrade to RFC 6455 (the
@@ -116,7 +123,7 @@ def plain_upgrade_head(data):
     found = _FIELD.findall(fields)
     if len(found) >= MAX_HEADER_LINES:
         return None   # pywsgi answers 400
-    environ = {}
+    environ: Environ = {}
     for name, value in found:
         if '_' in name:
             continue   # pywsgi drops such fields from the environ

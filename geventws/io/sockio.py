@@ -8,17 +8,25 @@ the OS-level socket under it directly, write a list of frames with one ``sendmsg
 a read that did not fill the buffer wait for readability before reading again. Anything else
 (TLS, a socket with a timeout) goes through gevent's own methods.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import gevent.socket
 from greenlet import getcurrent
 
 from ..protocol import Connection
 from ..speedups import Channel
 
+if TYPE_CHECKING:
+    from .._types import Buffers, RawSocket, Socket
+    from ..protocol.hixie import HixieConnection
+
 #: Buffers given to one ``sendmsg`` (Linux refuses more than 1024).
 IOV_MAX = 1024
 
 
-def raw_socket(sock):
+def raw_socket(sock: Socket) -> RawSocket | None:
     """The non-blocking OS-level socket under ``sock`` when it is a plain gevent socket
     (whose methods only add the waiting), else None."""
     if type(sock) is gevent.socket.socket:
@@ -26,8 +34,9 @@ def raw_socket(sock):
     return None
 
 
-def open_channel(sock, raw, conn, buffer):
-    """The compiled ``Channel`` (geventws._channel) for RFC 6455 connection ``conn`` on
+def open_channel(sock: Socket, raw: RawSocket | None,
+                 conn: Connection | HixieConnection, buffer: bytearray) -> Any:
+    """The compiled ``Channel`` (geventws.io._channel) for RFC 6455 connection ``conn`` on
     ``sock`` when it can serve it: a plain gevent socket (``raw`` is its OS-level socket)
     with no timeout, and the speedups built. Else None, and the helpers below do the work.
     ``buffer``: the thread's shared read buffer (a bytearray)."""
@@ -37,7 +46,8 @@ def open_channel(sock, raw, conn, buffer):
     return Channel(sock, raw, conn, buffer)
 
 
-def recv_into(sock, raw, buffer, wait_first):
+def recv_into(sock: Socket, raw: RawSocket | None, buffer: memoryview,
+              wait_first: bool) -> int:
     """Read into ``buffer``; ``wait_first``: the last read emptied the socket, so wait
     for readability before the syscall rather than after an EAGAIN."""
     if raw is None or sock.timeout is not None:
@@ -52,15 +62,16 @@ def recv_into(sock, raw, buffer, wait_first):
         wait_readable(sock)
 
 
-def wait_readable(sock):
+def wait_readable(sock: Socket) -> None:
     """Park this greenlet until ``sock`` (a plain gevent socket with no timeout) is readable.
 
     The socket's own io watcher switches straight back to this greenlet, without the
     ``Waiter`` and the three Cython calls of gevent's ``sock._wait``: each message costs
     fewer calls, and an idle connection's greenlet, parked here, keeps a smaller saved C
-    stack (bench/RESULTS.md, "Measurements behind the code"). A ``gevent.Timeout`` or a kill still arrives as an
-    exception from ``switch()``; a wake-up for another reason is harmless, as the caller
-    reads and waits again on EAGAIN. Another greenlet already waiting on the socket gets
+    stack (bench/RESULTS.md, "Measurements behind the code"). A ``gevent.Timeout`` or a kill
+    still arrives as an exception from ``switch()``; a wake-up for another reason is
+    harmless, as the caller reads and waits again on EAGAIN. Another greenlet already waiting
+    on the socket gets
     gevent's own answer (``ConcurrentObjectUseError``), not its wake-up taken away."""
     watcher = sock._read_event
     if watcher.callback is not None:
@@ -73,7 +84,7 @@ def wait_readable(sock):
         watcher.stop()
 
 
-def send_some(raw, buffers):
+def send_some(raw: RawSocket, buffers: Buffers) -> bool:
     """Write what the kernel takes now of ``buffers`` (a list, consumed in place) without
     blocking; True when all of it went."""
     while buffers:
@@ -85,7 +96,7 @@ def send_some(raw, buffers):
     return True
 
 
-def _consume(buffers, sent):
+def _consume(buffers: Buffers, sent: int) -> None:
     """Drop ``sent`` bytes from the front of ``buffers``."""
     done = 0
     while done < len(buffers) and sent >= len(buffers[done]):
@@ -96,7 +107,7 @@ def _consume(buffers, sent):
         buffers[0] = memoryview(buffers[0])[sent:]
 
 
-def send_all(sock, raw, buffers):
+def send_all(sock: Socket, raw: RawSocket | None, buffers: Buffers) -> None:
     """Write all of ``buffers`` (a list, consumed): the direct syscall while the kernel
     takes it, gevent's waiting only when it would block."""
     if raw is not None:

@@ -11,8 +11,12 @@ Closing follows RFC 6455 section 7: answer a close with a close; after sending o
 (still delivering messages) until the peer's close or ``close_timeout``; the server closes TCP
 first, the client waits for the server to do so.
 """
+from __future__ import annotations
+
 import socket as _socket
 from collections import deque
+from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, NoReturn,
+                    TypeVar, overload)
 
 import gevent
 from gevent.event import Event
@@ -27,8 +31,24 @@ from ..speedups import Lock, WebSocketBase
 from .base import CLOSED, CLOSING, CONNECTING, OPEN, input_waits
 from .sockio import open_channel, raw_socket, recv_into, send_all, send_some
 
+if TYPE_CHECKING:
+    from .._types import AppEvent, Buffers, BytesLike, Data, Environ, Payload, QueuedEvent
+    from .._types import Event as CoreEvent
+    from .._types import RawSocket, ReaderItem, Socket
+    from ..errors import ProtocolError
+    from ..protocol.connection import Connection
+    from ..protocol.hixie import HixieConnection
 
-def _off_the_hub(func, *args):
+    #: Answers a server-side opening handshake: ``acceptor(ws, protocols, headers)``.
+    Acceptor = Callable[['WebSocket', str | Iterable[str] | None,
+                         Iterable[tuple[str, str]] | None], None]
+
+_T = TypeVar('_T')
+#: The event an ``on*`` callback receives.
+_E = TypeVar('_E')
+
+
+def _off_the_hub(func: Callable[..., _T], *args: Any) -> _T:
     """Run CPU-heavy extension work (zlib on a large message, which releases the GIL) in
     the hub's threadpool, so that the other connections are served meanwhile."""
     return gevent.get_hub().threadpool.apply(func, args)
@@ -37,7 +57,7 @@ def _off_the_hub(func, *args):
 _per_thread = get_original('threading', 'local')()   # per OS thread even when monkey-patched
 
 
-def _read_buffer():
+def _read_buffer() -> memoryview:
     """This thread's read buffer (a memoryview), shared by every connection its hub serves:
     one greenlet runs at a time and parses what it read before it can yield."""
     try:
@@ -47,17 +67,24 @@ def _read_buffer():
         return buffer
 
 
-class _Callback:
+class _Callback(Generic[_E]):
     """An ``on*`` attribute: setting one counts as using the socket (the handler then accepts
     the upgrade and runs the event loop after the app returns)."""
 
-    def __set_name__(self, owner, name):
+    def __set_name__(self, owner: type, name: str) -> None:
         self.slot = '_' + name
 
-    def __get__(self, ws, owner=None):
+    @overload
+    def __get__(self, ws: None, owner: type | None = None) -> _Callback[_E]: ...
+    @overload
+    def __get__(self, ws: WebSocket, owner: type | None = None
+                ) -> Callable[[_E], object] | None: ...
+
+    def __get__(self, ws: WebSocket | None, owner: type | None = None
+                ) -> _Callback[_E] | Callable[[_E], object] | None:
         return self if ws is None else getattr(ws, self.slot)
 
-    def __set__(self, ws, callback):
+    def __set__(self, ws: WebSocket, callback: Callable[[_E], object] | None) -> None:
         setattr(ws, self.slot, callback)
         ws._used = True
 
@@ -75,13 +102,21 @@ class WebSocket(WebSocketBase):
                  '_onclose', '_used', '_sock', '_raw', '_drained', '_over', '_pings',
                  '__dict__', '__weakref__')
 
-    onopen = _Callback()
-    onmessage = _Callback()
-    onerror = _Callback()
-    onclose = _Callback()
+    # (Declared for the type checker; the slots hold them.)
+    _sock: Socket                # None until _attach (a client: until it connects)
+    _raw: RawSocket | None
+    _onopen: Callable[[OpenEvent], object] | None
+    _onerror: Callable[[ErrorEvent], object] | None
+    _onclose: Callable[[CloseEvent], object] | None
 
-    def __init__(self, acceptor=None, *, environ=None, url=None, version=13,
-                 close_timeout=CLOSE_TIMEOUT):
+    onopen: _Callback[OpenEvent] = _Callback()
+    onmessage: _Callback[MessageEvent] = _Callback()
+    onerror: _Callback[ErrorEvent] = _Callback()
+    onclose: _Callback[CloseEvent] = _Callback()
+
+    def __init__(self, acceptor: Acceptor | None = None, *,
+                 environ: Environ | None = None, url: str | None = None,
+                 version: int | str = 13, close_timeout: float = CLOSE_TIMEOUT) -> None:
         self._acceptor = acceptor      # server side: answers the handshake, then _attach()
         self.environ = environ
         self.url = url
@@ -90,8 +125,8 @@ class WebSocket(WebSocketBase):
         self.protocol = ''
         self.extensions = ''
         self.ready_state = CONNECTING
-        self.close_code = None
-        self.close_reason = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
         self._onopen = self._onmessage = self._onerror = self._onclose = None
         self._used = False
         self._sock = None
@@ -99,35 +134,38 @@ class WebSocket(WebSocketBase):
         self._channel = None         # the compiled reads and writes, when they apply
         self._drained = False        # the last read was short: wait before the next
         self._corked = None          # frames held back while more input waits (_write)
-        self._conn = None
+        self._conn = None  # type: ignore[assignment]   # until _attach
         self._queue = None           # a deque of events while there are any (_enqueue)
         self._send_lock = Lock()
         self._read_lock = Lock()
         self._over = False           # _terminate ran
-        self._pings = None           # payload -> [Event] of pings awaiting their pong
+        self._pings: dict[bytes, list[Event]] | None = None   # payload -> pings' pong waiters
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def accept(self, protocols=None, headers=None):
+    def accept(self, protocols: str | Iterable[str] | None = None,
+               headers: Iterable[tuple[str, str]] | None = None) -> None:
         """Complete the opening handshake (server side), choosing the first subprotocol of
         the client's list found in ``protocols`` and adding ``headers`` to the answer."""
         self._used = True
         if self.ready_state == CONNECTING:
-            self._acceptor(self, protocols, headers)
+            self._acceptor(self, protocols, headers)  # type: ignore[misc]   # set until used
             self._acceptor = None   # its closure holds the handshake's request: let it go
 
-    def _attach(self, sock, conn, protocol='', extensions='', buffered=b''):
+    def _attach(self, sock: Socket, conn: Connection | HixieConnection, protocol: str = '',
+                extensions: str = '', buffered: BytesLike = b'') -> None:
         """Start the open connection on ``sock`` with protocol object ``conn``; ``buffered``
         is what arrived with the handshake (early frames of a pipelining peer)."""
         self._sock = sock
         self._raw = raw_socket(sock)
         self._conn = conn
-        self._channel = open_channel(sock, self._raw, conn, _read_buffer().obj)
+        self._channel = open_channel(sock, self._raw, conn,
+                                     _read_buffer().obj)  # type: ignore[arg-type]   # bytearray
         self.protocol = protocol
         self.extensions = extensions
         extension = getattr(conn, 'extension', None)
         if hasattr(extension, 'offload'):
-            extension.offload = _off_the_hub
+            extension.offload = _off_the_hub  # type: ignore[union-attr]
         self.ready_state = OPEN
         try:
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
@@ -137,7 +175,7 @@ class WebSocket(WebSocketBase):
         if buffered:
             self._handle_data(buffered)
 
-    def _ensure_open(self):
+    def _ensure_open(self) -> None:
         self._used = True
         if self.ready_state == CONNECTING:
             self.accept()
@@ -145,26 +183,26 @@ class WebSocket(WebSocketBase):
     # -- the standard API -------------------------------------------------------------------
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self.ready_state == CLOSED
 
     @property
-    def origin(self):
+    def origin(self) -> str | None:
         return (self.environ or {}).get('HTTP_ORIGIN')
 
     @property
-    def path(self):
+    def path(self) -> str | None:
         return (self.environ or {}).get('PATH_INFO')
 
     @staticmethod
-    def _coerce(message, binary):
+    def _coerce(message: Payload, binary: bool | None) -> Payload:
         if binary is None:
             return message
         if binary:
             return message.encode('utf-8') if isinstance(message, str) else message
         return message if isinstance(message, str) else bytes(message).decode('utf-8')
 
-    def ping(self, data=b''):
+    def ping(self, data: Payload = b'') -> Event:
         """Send a ping; the returned ``gevent.event.Event`` is set when its pong arrives."""
         self._ensure_open()
         payload = data.encode('utf-8') if isinstance(data, str) else bytes(data)
@@ -178,12 +216,12 @@ class WebSocket(WebSocketBase):
             self._write(frame)
         return waiter
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Data]:
         """Messages until the connection is closed. A C iterator over ``receive`` rather
         than a generator: no generator frame per connection, no resumption per message."""
         return iter(self.receive, None)
 
-    def _dispatch_next(self):
+    def _dispatch_next(self) -> bool:
         """Dispatch the next event; False once the connection is closed (``onclose``
         dispatched) or it was already."""
         event = self._next_event()
@@ -192,7 +230,7 @@ class WebSocket(WebSocketBase):
         self._dispatch(event)
         return type(event) is not CloseEvent
 
-    def close(self, code=1000, reason=''):
+    def close(self, code: int = 1000, reason: str = '') -> None:
         """Start the closing handshake and wait (up to ``close_timeout``) for it to finish.
         Messages that arrive meanwhile are still delivered, before ``onclose``."""
         self._ensure_open()
@@ -223,7 +261,7 @@ class WebSocket(WebSocketBase):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _next_event(self):
+    def _next_event(self) -> AppEvent | None:
         """The next event for the app; the peer's close is answered when its turn comes."""
         while True:
             while not self._queue:
@@ -233,7 +271,9 @@ class WebSocket(WebSocketBase):
                     if not self._queue and self.ready_state != CLOSED:
                         self._read()
             queue = self._queue
-            event = queue.popleft()
+            # (Any: ``kind is ...`` below tells the events apart, which the type checker
+            # does not follow.)
+            event: Any = queue.popleft()
             if not queue:   # an idle connection keeps no deque (about 600 bytes)
                 self._queue = None
             kind = type(event)
@@ -245,7 +285,7 @@ class WebSocket(WebSocketBase):
             else:
                 return event
 
-    def _answer_close(self, event):
+    def _answer_close(self, event: CloseReceived) -> None:
         """Echo the peer's close code (RFC 6455 5.5.1), now that every message received
         before its close frame was delivered and could still be answered."""
         try:
@@ -256,7 +296,7 @@ class WebSocket(WebSocketBase):
             return
         self._finish_closing(event.code, event.reason, True)
 
-    def _fail_connection(self, error):
+    def _fail_connection(self, error: ProtocolError) -> None:
         """_Fail the WebSocket Connection_ (RFC 6455 7.1.7), now that the messages received
         before the error were delivered: send the close with the error's code, then wait
         for the peer's TCP close."""
@@ -268,7 +308,7 @@ class WebSocket(WebSocketBase):
             return
         self._finish_closing(CLOSE_ABNORMAL, error.reason, False)
 
-    def _read(self):
+    def _read(self) -> None:
         """One read from the socket and its consequences. The caller holds the read lock.
 
         The bytes land in this thread's shared read buffer and are parsed before anything
@@ -286,7 +326,7 @@ class WebSocket(WebSocketBase):
         self._drained = size is not None and size < SMALL_READ
         if not size:
             # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
-            # close frame, so there its FIN is the peer's clean close (geventws.legacy).
+            # close frame, so there its FIN is the peer's clean close (geventws.protocol.hixie).
             if size == 0 and getattr(self._conn, 'tcp_close_is_clean', False):
                 self._terminate(1000, '', True)
             else:
@@ -294,18 +334,19 @@ class WebSocket(WebSocketBase):
             return
         self._handle_data(buffer[:size])
 
-    def _handle_items(self, items):
+    def _handle_items(self, items: list[ReaderItem] | None) -> None:
         """The consequences of a ``Channel`` read: the reader's ``items``, or None when the
         peer closed or reset TCP (RFC 6455 7.1.5: without a close frame, abnormally)."""
         if items is None:
             self._terminate(CLOSE_ABNORMAL, '', False)
         else:
-            self._handle_events(self._conn.events_for(items))
+            # (a Channel serves a Connection only)
+            self._handle_events(self._conn.events_for(items))  # type: ignore[union-attr]
 
-    def _handle_data(self, data):
+    def _handle_data(self, data: BytesLike) -> None:
         self._handle_events(self._conn.receive_data(data))
 
-    def _handle_events(self, events):
+    def _handle_events(self, events: list[CoreEvent]) -> None:
         conn = self._conn
         owed = conn.data_to_send()
         if owed:
@@ -316,6 +357,7 @@ class WebSocket(WebSocketBase):
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
+        event: Any   # (as in _next_event)
         for event in events:
             kind = type(event)
             if kind is MessageEvent:
@@ -337,7 +379,7 @@ class WebSocket(WebSocketBase):
                     queue.append(ErrorEvent(event.error))
                     self._finish_closing(CLOSE_ABNORMAL, event.error.reason, False)
 
-    def _finish_closing(self, code, reason, was_clean):
+    def _finish_closing(self, code: int, reason: str, was_clean: bool) -> None:
         """After the close frames: the server drops TCP at once when the handshake is
         complete (RFC 6455 7.1.1); otherwise wait, reading nothing more, for the peer's TCP
         close so that our close frame is not lost to a reset."""
@@ -361,7 +403,7 @@ class WebSocket(WebSocketBase):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _write(self, buffers):
+    def _write(self, buffers: Buffers) -> None:
         """Write frames, a fresh list that is consumed (the caller holds the send lock); a
         dead socket ends the connection.
 
@@ -383,25 +425,25 @@ class WebSocket(WebSocketBase):
         self._corked = None
         self._send(buffers)
 
-    def _send(self, buffers):
+    def _send(self, buffers: Buffers) -> None:
         """Write all of ``buffers`` (a list, consumed) now."""
         try:
             send_all(self._sock, self._raw, buffers)
         except OSError as exc:
             self._lose_connection(exc)
 
-    def _lose_connection(self, exc):
+    def _lose_connection(self, exc: OSError) -> NoReturn:
         """A write failed (``exc``): the connection is over."""
         self._terminate(CLOSE_ABNORMAL, str(exc), False)
         raise ConnectionClosed(CLOSE_ABNORMAL, str(exc)) from None
 
-    def _write_quietly(self, data):
+    def _write_quietly(self, data: bytes) -> None:
         try:
             self._write([data])
         except ConnectionClosed:
             pass
 
-    def _flush_soon(self):
+    def _flush_soon(self) -> None:
         """Run by the hub once the greenlet that corked frames yields: write them without
         blocking, or leave the rest to a greenlet that may wait for the socket."""
         corked = self._corked
@@ -417,7 +459,7 @@ class WebSocket(WebSocketBase):
                 return
         gevent.spawn(self._flush)
 
-    def _flush(self):
+    def _flush(self) -> None:
         with self._send_lock:
             corked, self._corked = self._corked, None
             if corked:
@@ -428,7 +470,7 @@ class WebSocket(WebSocketBase):
 
     # -- ending -----------------------------------------------------------------------------
 
-    def _terminate(self, code, reason, was_clean):
+    def _terminate(self, code: int, reason: str, was_clean: bool) -> None:
         """The connection is over: close TCP and queue the one CloseEvent."""
         if self._over:
             return
@@ -454,17 +496,17 @@ class WebSocket(WebSocketBase):
         self._enqueue(CloseEvent(code, reason, was_clean))
         self._over = True
 
-    def _enqueue(self, event):
+    def _enqueue(self, event: QueuedEvent) -> None:
         if self._queue is None:
             self._queue = deque()
         self._queue.append(event)
 
-    def _dispatch(self, event):
+    def _dispatch(self, event: AppEvent) -> None:
         callback = getattr(self, '_on' + event.type)
         if callback is not None:
             callback(event)
 
-    def _serve(self):
+    def _serve(self) -> None:
         """Run by the handler after the app returned: accept if the app only set callbacks,
         run the event loop if it did, otherwise close normally; then dispatch what is left
         (``onclose`` included) so that every callback fires exactly once."""
@@ -473,10 +515,10 @@ class WebSocket(WebSocketBase):
             self.close()
         self.run_forever()
 
-    def _has_callbacks(self):
+    def _has_callbacks(self) -> bool:
         return any((self._onopen, self._onmessage, self._onerror, self._onclose))
 
-    def _abort(self, code=1011, reason='internal error'):
+    def _abort(self, code: int = 1011, reason: str = 'internal error') -> None:
         """The app failed: close with 1011 if the connection is still open; ``onclose``
         still fires (once), and the messages nobody will read are dropped."""
         if self.ready_state in (OPEN, CLOSING):

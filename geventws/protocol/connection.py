@@ -9,7 +9,10 @@ Extensions plug in through a small interface (see ``Extension``): the reader let
 on the first frame of a data message when one is active, and such messages are handed whole
 to ``extension.decode`` under the same size limit.
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import ConnectionClosed, ProtocolError
 from ..limits import MAX_MESSAGE_SIZE
@@ -17,6 +20,9 @@ from .. import speedups
 from .events import CloseReceived, Failure, MessageEvent, Ping, Pong
 from .frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
                      OP_TEXT, encode_close_payload, invalid_utf8, parse_close_payload)
+
+if TYPE_CHECKING:
+    from .._types import Buffers, BytesLike, Event, Payload, ReaderItem
 
 OPEN, CLOSING, CLOSED = 'OPEN', 'CLOSING', 'CLOSED'
 
@@ -32,10 +38,10 @@ class Extension:
 
     name = ''
 
-    def decode(self, payload, max_size):
+    def decode(self, payload: bytes, max_size: int) -> bytes:
         raise NotImplementedError
 
-    def encode(self, payload, fin):
+    def encode(self, payload: BytesLike, fin: bool) -> tuple[BytesLike, bool]:
         raise NotImplementedError
 
 
@@ -46,29 +52,30 @@ class Connection:
     __slots__ = ('client', 'max_message_size', 'extension', 'state', 'close_sent',
                  'close_received', 'failure', 'reader', '_owed', '_fragment_opcode')
 
-    def __init__(self, client=False, max_message_size=MAX_MESSAGE_SIZE, extension=None):
+    def __init__(self, client: bool = False, max_message_size: int = MAX_MESSAGE_SIZE,
+                 extension: Extension | None = None) -> None:
         self.client = client
         self.max_message_size = max_message_size
         self.extension = extension
         self.state = OPEN
-        self.close_sent = None        # (code, reason) of the close frame we sent
-        self.close_received = None    # (code, reason) of the peer's close frame
-        self.failure = None           # the ProtocolError that failed the connection
+        self.close_sent: tuple[int, str] | None = None      # of the close frame we sent
+        self.close_received: tuple[int, str] | None = None  # of the peer's close frame
+        self.failure: ProtocolError | None = None  # the error that failed the connection
         #: Parses the incoming stream; ``receive_data`` feeds it, or the I/O layer does and
-        #: hands the items to ``events_for`` (geventws._channel reads into it directly).
+        #: hands the items to ``events_for`` (geventws.io._channel reads into it directly).
         self.reader = speedups.MessageReader(max_message_size, not client, extension is not None)
-        self._owed = None             # frames owed to the peer (a list while there are any)
+        self._owed: Buffers | None = None   # frames owed to the peer (a list while there are any)
         self._fragment_opcode = 0     # opcode of the message we are sending in fragments
 
     # -- incoming ---------------------------------------------------------------------------
 
-    def receive_data(self, data):
+    def receive_data(self, data: BytesLike) -> list[Event]:
         """Events for ``data``, in order. After a close frame or a failure, nothing more."""
         if self.close_received is not None or self.failure is not None:
             return []
         return self.events_for(self.reader.feed(data))
 
-    def events_for(self, items):
+    def events_for(self, items: list[ReaderItem]) -> list[Event]:
         """Events for what ``reader.feed`` returned: whole messages pass as they are;
         control frames, compressed messages and a broken stream are dealt with here."""
         if self.close_received is not None or self.failure is not None:
@@ -77,8 +84,9 @@ class Connection:
             if type(item) is not MessageEvent:
                 break
         else:
-            return items   # the common case: whole messages only, nothing to decide
-        events = []
+            # the common case: whole messages only, nothing to decide
+            return items  # type: ignore[return-value]   # MessageEvents only
+        events: list[Event] = []
         for item in items:
             if type(item) is MessageEvent:
                 events.append(item)
@@ -86,7 +94,7 @@ class Connection:
             try:
                 if isinstance(item, ProtocolError):
                     raise item
-                event = self._control_or_decoded(*item)
+                event = self._control_or_decoded(*item)  # type: ignore[misc]   # a tuple
             except ProtocolError as exc:
                 self._fail(exc)
                 events.append(Failure(exc))
@@ -96,7 +104,7 @@ class Connection:
                 break
         return events
 
-    def _control_or_decoded(self, opcode, payload):
+    def _control_or_decoded(self, opcode: int, payload: bytes) -> Event:
         if opcode == OP_PING:
             if self.close_sent is None:
                 if self._owed is None:
@@ -107,15 +115,17 @@ class Connection:
             return Pong(payload)
         if opcode == OP_CLOSE:
             return self._close_received(payload)
-        data = self.extension.decode(payload, self.max_message_size)
+        # A data message here is a compressed one: the reader lets RSV1 through only when
+        # there is an extension.
+        data = self.extension.decode(payload, self.max_message_size)  # type: ignore[union-attr]
         if opcode == OP_TEXT:
             try:
-                data = data.decode('utf-8')
+                return MessageEvent(data.decode('utf-8'))
             except UnicodeDecodeError:
                 raise invalid_utf8() from None
         return MessageEvent(data)
 
-    def _close_received(self, payload):
+    def _close_received(self, payload: bytes) -> CloseReceived:
         """The peer's close frame. When it starts the closing handshake, the answer is left
         to the I/O layer (``send_close(event.code)``): RFC 6455 5.5.1 lets an endpoint send
         what it still owes first, so messages that came before the close can be answered."""
@@ -124,7 +134,7 @@ class Connection:
         self.state = CLOSED if self.close_sent is not None else CLOSING
         return CloseReceived(code, reason)
 
-    def _fail(self, error):
+    def _fail(self, error: ProtocolError) -> None:
         """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): read no more. The close frame
         (``send_failure_close()``) is the I/O layer's to send once the messages that came
         before the error were delivered, so that their answers still go out (Autobahn 3.2,
@@ -136,14 +146,14 @@ class Connection:
         self.failure = error.with_traceback(None)
         self.state = CLOSED if self.close_sent is not None else CLOSING
 
-    def send_failure_close(self):
+    def send_failure_close(self) -> Buffers:
         """The close frame that fails the connection: the error's code, and its reason when
         it fits in a control frame (RFC 6455 5.5)."""
-        error = self.failure
+        error: ProtocolError = self.failure  # type: ignore[assignment]   # called once failed
         reason = error.reason if len(error.reason.encode()) <= 123 else ''
         return self.send_close(error.code, reason)
 
-    def data_to_send(self):
+    def data_to_send(self) -> bytes:
         """Bytes the protocol owes the peer (pongs, close frames), and forgets them."""
         owed = self._owed
         if not owed:
@@ -153,10 +163,11 @@ class Connection:
 
     # -- outgoing ---------------------------------------------------------------------------
 
-    def send_message(self, data, fin=True):
+    def send_message(self, data: Payload, fin: bool = True) -> Buffers:
         """Frames for a text (``str``) or binary (bytes-like) message or fragment of one."""
         if self.close_sent is not None:
             raise ConnectionClosed(*self.close_sent)
+        payload: BytesLike
         if isinstance(data, str):
             opcode, payload = OP_TEXT, data.encode('utf-8')
         else:
@@ -169,13 +180,13 @@ class Connection:
         self._fragment_opcode = 0 if fin else (self._fragment_opcode or opcode)
         return self._frame(opcode, payload, fin, rsv1)
 
-    def send_ping(self, payload=b''):
+    def send_ping(self, payload: Payload = b'') -> Buffers:
         return self._control(OP_PING, payload)
 
-    def send_pong(self, payload=b''):
+    def send_pong(self, payload: Payload = b'') -> Buffers:
         return self._control(OP_PONG, payload)
 
-    def send_close(self, code=1000, reason=''):
+    def send_close(self, code: int = 1000, reason: str = '') -> Buffers:
         """Start the closing handshake (RFC 6455 7.1.2); the connection is CLOSING after it."""
         payload = encode_close_payload(code, reason)
         if self.close_sent is not None:
@@ -185,7 +196,7 @@ class Connection:
         self.state = CLOSED if done else CLOSING
         return self._frame(OP_CLOSE, payload)
 
-    def _control(self, opcode, payload):
+    def _control(self, opcode: int, payload: Payload) -> Buffers:
         if self.close_sent is not None:
             raise ConnectionClosed(*self.close_sent)
         payload = payload.encode('utf-8') if isinstance(payload, str) else bytes(payload)
@@ -193,7 +204,8 @@ class Connection:
             raise ValueError('control frame payload is %d bytes; at most 125' % len(payload))
         return self._frame(opcode, payload)
 
-    def _frame(self, opcode, payload, fin=True, rsv1=False):
+    def _frame(self, opcode: int, payload: BytesLike, fin: bool = True,
+               rsv1: bool = False) -> Buffers:
         """One frame as buffers to write: masked with a fresh key per frame from a client
         (RFC 6455 5.3, ``os.urandom``: the key must not be predictable), and a large server
         payload left apart from its header rather than copied behind it."""

@@ -6,21 +6,35 @@ Either way the result is a ``PerMessageDeflate``, the ``Extension`` the protocol
 
 A server compresses with a 12-bit window and memLevel 5 and asks clients that allow it for
 ``client_max_window_bits=12``: about a seventh of zlib's defaults' memory for 10% more bytes
-(bench/RESULTS.md, "Measurements behind the code"). Both zlib objects are created on first use, and dropped after each message when
-context takeover is off. Messages under ``min_size`` (64 bytes) are sent uncompressed, which
-RFC 7692 section 6 allows: there compression saves less than a packet's headers. Payloads of
-``offload_size`` or more go through ``offload`` when the I/O layer sets it (the gevent layer
-runs zlib, which releases the GIL, in the hub's threadpool). This module never imports gevent.
+(bench/RESULTS.md, "Measurements behind the code"). Both zlib objects are created on first
+use, and dropped after each message when context takeover is off. Messages under ``min_size``
+(64 bytes) are sent uncompressed, which RFC 7692 section 6 allows: there compression saves
+less than a packet's headers. Payloads of ``offload_size`` or more go through ``offload``
+when the I/O layer sets it (the gevent layer runs zlib, which releases the GIL, in the hub's
+threadpool). This module never imports gevent.
 
 zlib cannot compress raw DEFLATE with an 8-bit window (``wbits=-8`` is rejected since zlib
 1.2.9), so an agreed window of 8 bits is compressed with 9: zlib never emits a distance
 beyond ``window - 262`` (250 bytes at 9 bits), which an 8-bit (256-byte) window decodes.
 """
+from __future__ import annotations
+
 import zlib
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
 
 from ..errors import HandshakeError, ProtocolError
 from .connection import Extension
 from .handshake import parse_extension_header
+
+if TYPE_CHECKING:
+    from .._types import BytesLike, ExtensionOffers
+
+    #: A ``compression=`` argument (``compression_options``).
+    CompressionOption = Union[bool, None, dict[str, Any], 'DeflateOptions']
+    #: Agreed parameters: ``True`` for those without a value, else the window bits.
+    Params = dict[str, Union[bool, int]]
+
+_T = TypeVar('_T')
 
 NAME = 'permessage-deflate'
 _TAIL = b'\x00\x00\xff\xff'    # the empty stored block of a sync flush (RFC 7692 7.2.1)
@@ -43,9 +57,12 @@ class DeflateOptions:
     ``offload_size`` the smallest payload handed to the I/O layer's ``offload`` hook.
     """
 
-    def __init__(self, level=6, mem_level=5, server_max_window_bits=None,
-                 client_max_window_bits=None, server_no_context_takeover=False,
-                 client_no_context_takeover=False, min_size=64, offload_size=64 * 1024):
+    def __init__(self, level: int = 6, mem_level: int = 5,
+                 server_max_window_bits: int | None = None,
+                 client_max_window_bits: int | None = None,
+                 server_no_context_takeover: bool = False,
+                 client_no_context_takeover: bool = False, min_size: int = 64,
+                 offload_size: int = 64 * 1024) -> None:
         for name, bits in (('server_max_window_bits', server_max_window_bits),
                            ('client_max_window_bits', client_max_window_bits)):
             if bits is not None and bits not in range(8, 16):
@@ -63,14 +80,14 @@ class DeflateOptions:
         self.min_size = min_size
         self.offload_size = offload_size
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'DeflateOptions(%s)' % ', '.join('%s=%r' % item for item in vars(self).items())
 
 
 _DEFAULTS = DeflateOptions()
 
 
-def compression_options(value):
+def compression_options(value: CompressionOption) -> DeflateOptions | None:
     """``DeflateOptions`` for a ``compression=`` argument: None or False disables
     compression, True means the defaults, a dict holds ``DeflateOptions`` arguments."""
     if value is None or value is False:
@@ -94,25 +111,26 @@ class PerMessageDeflate(Extension):
 
     name = NAME
 
-    def __init__(self, options, send_bits, receive_bits, send_reset, receive_reset):
+    def __init__(self, options: DeflateOptions, send_bits: int, receive_bits: int,
+                 send_reset: bool, receive_reset: bool) -> None:
         self.send_bits = send_bits            # agreed window of our compressor
         self.receive_bits = receive_bits      # agreed window of the peer's compressor
         self.send_reset = send_reset          # our no_context_takeover
         self.receive_reset = receive_reset    # the peer's no_context_takeover
-        self.offload = None
+        self.offload: Callable[..., Any] | None = None
         self._level = options.level
         self._mem_level = options.mem_level
         self._min_size = options.min_size
         self._offload_size = options.offload_size
-        self._deflater = None
-        self._inflater = None
-        self._window = None          # recent output, kept once the peer used BFINAL blocks
+        self._deflater: zlib._Compress | None = None
+        self._inflater: zlib._Decompress | None = None
+        self._window: bytes | None = None   # recent output, kept once the peer used BFINAL blocks
         self._in_message = False     # a fragmented message is being sent
         self._compressing = False    # ... and its first fragment was compressed
 
     # -- sending (RFC 7692 7.2.1) -----------------------------------------------------------
 
-    def encode(self, payload, fin):
+    def encode(self, payload: BytesLike, fin: bool) -> tuple[BytesLike, bool]:
         """Compress one fragment: the first fragment decides for the whole message."""
         if not self._in_message:
             self._compressing = not fin or len(payload) >= self._min_size
@@ -134,7 +152,7 @@ class PerMessageDeflate(Extension):
 
     # -- receiving (RFC 7692 7.2.2) ---------------------------------------------------------
 
-    def decode(self, payload, max_size):
+    def decode(self, payload: bytes, max_size: int) -> bytes:
         """Inflate one whole message, never producing more than ``max_size`` bytes."""
         inflater = self._inflater
         if inflater is None:
@@ -148,7 +166,7 @@ class PerMessageDeflate(Extension):
             self._window = self._keep_window(data)
         return data
 
-    def _restart_after_final_block(self, data):
+    def _restart_after_final_block(self, data: bytes) -> None:
         """RFC 7692 7.2.3.4: a message may end with a BFINAL block, after which zlib's
         inflater is finished and would return b'' for everything. Start a new one that knows
         the window, as the peer's next message may still refer to it (context takeover).
@@ -157,21 +175,21 @@ class PerMessageDeflate(Extension):
         self._window = window
         self._inflater = zlib.decompressobj(-self.receive_bits, zdict=window)
 
-    def _keep_window(self, data):
+    def _keep_window(self, data: bytes) -> bytes:
         size = 1 << self.receive_bits
         return ((self._window or b'') + data[-size:])[-size:]
 
-    def _run(self, size, func, *args):
+    def _run(self, size: int, func: Callable[..., _T], *args: Any) -> _T:
         if self.offload is not None and size >= self._offload_size:
             return self.offload(func, *args)
         return func(*args)
 
 
-def _deflate(deflater, payload):
+def _deflate(deflater: zlib._Compress, payload: BytesLike) -> bytes:
     return deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
 
 
-def _inflate(inflater, payload, max_size):
+def _inflate(inflater: zlib._Decompress, payload: bytes, max_size: int) -> bytes:
     """Inflate ``payload`` plus the sync-flush tail, stopping as soon as the output passes
     ``max_size``: a small message inflating to gigabytes never allocates more than that."""
     limit = max_size + 1
@@ -191,10 +209,10 @@ def _inflate(inflater, payload, max_size):
 
 # -- negotiation (RFC 7692 7.1) -----------------------------------------------------------------
 
-def _parse_params(params):
+def _parse_params(params: list[tuple[str, str | None]]) -> Params:
     """The parameters of one offer or response as a dict (``True`` for those without a
     value); ValueError for an unknown, repeated or malformed one (RFC 7692 7.1)."""
-    agreed = {}
+    agreed: Params = {}
     for name, value in params:
         if name not in _PARAMS:
             raise ValueError('unknown parameter %r' % name)
@@ -213,7 +231,8 @@ def _parse_params(params):
     return agreed
 
 
-def negotiate(offers, options):
+def negotiate(offers: ExtensionOffers, options: CompressionOption
+              ) -> tuple[str, PerMessageDeflate] | None:
     """Server side: ``(response header value, PerMessageDeflate)`` for the first
     permessage-deflate offer we can accept, or None (the connection is then uncompressed).
 
@@ -234,7 +253,7 @@ def negotiate(offers, options):
     return None
 
 
-def _accept_offer(offer, options):
+def _accept_offer(offer: Params, options: DeflateOptions) -> tuple[str, PerMessageDeflate]:
     response = [NAME]
     server_reset = options.server_no_context_takeover or 'server_no_context_takeover' in offer
     client_reset = options.client_no_context_takeover or 'client_no_context_takeover' in offer
@@ -264,7 +283,7 @@ def _accept_offer(offer, options):
     return '; '.join(response), extension
 
 
-def client_offer(options):
+def client_offer(options: CompressionOption) -> str:
     """Client side: the Sec-WebSocket-Extensions value to send, or '' when disabled."""
     options = compression_options(options)
     if options is None:
@@ -282,7 +301,8 @@ def client_offer(options):
     return '; '.join(offer)
 
 
-def client_negotiate(value, options):
+def client_negotiate(value: str | None, options: CompressionOption
+                     ) -> PerMessageDeflate | None:
     """Client side: the ``PerMessageDeflate`` the server's Sec-WebSocket-Extensions ``value``
     agreed to, or None when it declined. A response we did not offer, or that breaks RFC
     7692 7.1, fails the handshake with ``HandshakeError``."""
@@ -290,7 +310,7 @@ def client_negotiate(value, options):
     if not (value or '').strip():
         return None
     try:
-        accepted = parse_extension_header(value)
+        accepted = parse_extension_header(value)  # type: ignore[arg-type]   # not None here
         if options is None or len(accepted) != 1 or accepted[0][0] != NAME:
             raise ValueError('the server accepted extensions we did not offer')
         agreed = _parse_params(accepted[0][1])
@@ -300,7 +320,7 @@ def client_negotiate(value, options):
                              % (value, exc), status=101) from None
 
 
-def _accept_response(agreed, options):
+def _accept_response(agreed: Params, options: DeflateOptions) -> PerMessageDeflate:
     if options.server_no_context_takeover and 'server_no_context_takeover' not in agreed:
         raise ValueError('server_no_context_takeover was requested, not agreed')
     server_bits = agreed.get('server_max_window_bits', 15)

@@ -4,6 +4,7 @@ The objects the app sees (``MessageEvent``, ``CloseEvent``, ...) follow the brow
 ``type`` and the fields of the standard events. The core's control-frame events (``Ping``,
 ``Pong``, ``CloseReceived``, ``Failure``) stay inside the I/O layer.
 """
+from ..errors import ProtocolError
 
 
 class OpenEvent:
@@ -17,17 +18,17 @@ class MessageEvent:
     __slots__ = ('data',)
     type = 'message'
 
-    def __init__(self, data):
+    def __init__(self, data: str | bytes) -> None:
         self.data = data
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'MessageEvent(%r)' % (self.data[:40],)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(other) is MessageEvent and type(other.data) is type(self.data) \
             and other.data == self.data
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
 
 
 class ErrorEvent:
@@ -36,11 +37,11 @@ class ErrorEvent:
     __slots__ = ('error',)
     type = 'error'
 
-    def __init__(self, error):
+    def __init__(self, error: Exception) -> None:
         self.error = error
 
     @property
-    def message(self):
+    def message(self) -> str:
         return str(self.error)
 
 
@@ -51,26 +52,26 @@ class CloseEvent:
     __slots__ = ('code', 'reason', 'was_clean')
     type = 'close'
 
-    def __init__(self, code, reason='', was_clean=True):
+    def __init__(self, code: int, reason: str = '', was_clean: bool = True) -> None:
         self.code = code
         self.reason = reason
         self.was_clean = was_clean
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'CloseEvent(%r, %r, was_clean=%r)' % (self.code, self.reason, self.was_clean)
 
 
 class Ping:
     __slots__ = ('payload',)
 
-    def __init__(self, payload):
+    def __init__(self, payload: bytes) -> None:
         self.payload = payload
 
 
 class Pong:
     __slots__ = ('payload',)
 
-    def __init__(self, payload):
+    def __init__(self, payload: bytes) -> None:
         self.payload = payload
 
 
@@ -80,7 +81,7 @@ class CloseReceived:
 
     __slots__ = ('code', 'reason')
 
-    def __init__(self, code, reason):
+    def __init__(self, code: int, reason: str) -> None:
         self.code = code
         self.reason = reason
 
@@ -91,5 +92,5 @@ class Failure:
 
     __slots__ = ('error',)
 
-    def __init__(self, error):
+    def __init__(self, error: ProtocolError) -> None:
         self.error = error

@@ -4,10 +4,16 @@ Pure functions shared by the protocol core and by both message readers (``reader
 compiled twin, ``ext/geventws/protocol/_reader.pyx``, which also implements ``mask`` and
 ``frame``; ``geventws.speedups`` chooses).
 """
+from __future__ import annotations
+
 import struct
+from typing import TYPE_CHECKING
 
 from ..errors import ProtocolError
 from ..limits import JOIN_LIMIT
+
+if TYPE_CHECKING:
+    from .._types import Buffers, BytesLike
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -32,12 +38,12 @@ _pack_short = struct.Struct('!BBH').pack
 _pack_long = struct.Struct('!BBQ').pack
 
 
-def is_valid_close_code(code):
+def is_valid_close_code(code: int) -> bool:
     """True if ``code`` may appear in a close frame (RFC 6455 7.4.1-7.4.2)."""
     return code in _DEFINED_CLOSE_CODES or 3000 <= code <= 4999
 
 
-def mask(data, key):
+def mask(data: BytesLike, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``key`` repeated (RFC 6455 5.3), as one big-integer XOR.
 
     Python's arbitrary-precision integers do the work in C a machine word at a time, hundreds
@@ -51,7 +57,8 @@ def mask(data, key):
             int.from_bytes(repeated[:n], 'little')).to_bytes(n, 'little')
 
 
-def frame_header(opcode, length, fin=True, rsv1=False, mask_key=None):
+def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False,
+                 mask_key: bytes | None = None) -> bytes:
     """The header of one frame (RFC 6455 5.2), with the masking key appended if given."""
     b0 = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     mask_bit = 0x80 if mask_key is not None else 0
@@ -64,7 +71,8 @@ def frame_header(opcode, length, fin=True, rsv1=False, mask_key=None):
     return header + mask_key if mask_key is not None else header
 
 
-def frame(opcode, payload, fin=True, rsv1=False, mask_key=None):
+def frame(opcode: int, payload: BytesLike, fin: bool = True, rsv1: bool = False,
+          mask_key: bytes | None = None) -> Buffers:
     """One frame as a list of buffers to write (RFC 6455 5.2): header and payload joined,
     except that a large unmasked payload is left apart from its header rather than copied
     behind it; masked with ``mask_key`` (4 bytes) if given."""
@@ -76,7 +84,7 @@ def frame(opcode, payload, fin=True, rsv1=False, mask_key=None):
     return [header, payload]
 
 
-def encode_close_payload(code=1000, reason=''):
+def encode_close_payload(code: int = 1000, reason: str | BytesLike = '') -> bytes:
     """The payload of a close frame we send; raises ValueError for what may not be sent."""
     if code == CLOSE_NO_STATUS:
         if reason:
@@ -90,7 +98,7 @@ def encode_close_payload(code=1000, reason=''):
     return struct.pack('!H', code) + data
 
 
-def parse_close_payload(payload):
+def parse_close_payload(payload: BytesLike) -> tuple[int, str]:
     """(code, reason) of a received close frame; 1005 when it has no payload (RFC 6455 5.5.1)."""
     if not payload:
         return CLOSE_NO_STATUS, ''
@@ -106,7 +114,8 @@ def parse_close_payload(payload):
     return code, reason
 
 
-def header_error(b0, b1, message_opcode, expect_masked, allow_rsv1):
+def header_error(b0: int, b1: int, message_opcode: int, expect_masked: bool,
+                 allow_rsv1: bool) -> ProtocolError | None:
     """The ProtocolError that the first two header bytes already prove, or None.
 
     ``message_opcode`` is the opcode of the fragmented message in progress (0 if none).
@@ -133,6 +142,6 @@ def header_error(b0, b1, message_opcode, expect_masked, allow_rsv1):
     return None
 
 
-def invalid_utf8():
+def invalid_utf8() -> ProtocolError:
     """The error for text that is not UTF-8 (RFC 6455 8.1: the connection fails with 1007)."""
     return ProtocolError('invalid UTF-8 in a text message', 1007)

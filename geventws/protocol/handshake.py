@@ -4,20 +4,27 @@ client's request and its checks on the answer. ``validate_upgrade_request`` also
 RFC 6455 request from a hixie one (``hixie``). Sans I/O: these functions read a WSGI environ
 or header values and return what to answer; the handler and the client do I/O.
 """
+from __future__ import annotations
+
 import base64
 import binascii
 import hashlib
 import os
+from typing import TYPE_CHECKING, Collection, Iterable, NoReturn, Sequence
 
 from ..errors import HandshakeError
 from . import hixie
 from .http import TOKEN_CHARS, check_upgrade_request, header_tokens, select_protocol
 
+if TYPE_CHECKING:
+    from .._types import Environ, ExtensionOffers, Headers
+    from .http import ClientResponse
+
 GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 SUPPORTED_VERSIONS = ('13', '8', '7')   # hybi-13 (RFC 6455), hybi-08, hybi-07
 
 
-def accept_key(key):
+def accept_key(key: str) -> str:
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2, step 5.4)."""
     digest = hashlib.sha1((key.strip() + GUID).encode('ascii')).digest()
     return base64.b64encode(digest).decode('ascii')
@@ -26,13 +33,15 @@ def accept_key(key):
 class ServerRequest:
     """A validated RFC 6455 opening request: what ``accept()`` needs to answer it."""
 
-    def __init__(self, key, version, protocols, extensions):
+    def __init__(self, key: str, version: int, protocols: list[str],
+                 extensions: ExtensionOffers) -> None:
         self.key = key
         self.version = version          # int: 13, 8 or 7
         self.protocols = protocols      # offered subprotocols, in the client's order
         self.extensions = extensions    # offered extensions: [(name, [(param, value)])]
 
-    def response_headers(self, protocol='', extension_header='', extra=()):
+    def response_headers(self, protocol: str = '', extension_header: str = '',
+                         extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
         """Headers of the 101 answer."""
         headers = [('Upgrade', 'websocket'), ('Connection', 'Upgrade'),
                    ('Sec-WebSocket-Accept', accept_key(self.key))]
@@ -43,12 +52,12 @@ class ServerRequest:
         headers.extend(extra)
         return headers
 
-    def select_protocol(self, supported):
+    def select_protocol(self, supported: str | Iterable[str] | None) -> str:
         """The first subprotocol of the client's list that the server supports, or ''."""
         return select_protocol(self.protocols, supported)
 
 
-def validate_request(environ):
+def validate_request(environ: Environ) -> ServerRequest:
     """Check an RFC 6455 upgrade request (section 4.2.1); raise HandshakeError with the HTTP
     status to answer: 400 with a one-line reason, or 426 for an unsupported version."""
     check_upgrade_request(environ)
@@ -72,22 +81,22 @@ def validate_request(environ):
     return ServerRequest(key, int(version), protocols, extensions)
 
 
-def parse_extension_header(value):
+def parse_extension_header(value: str) -> ExtensionOffers:
     """Parse a Sec-WebSocket-Extensions value (RFC 6455 9.1) into
     ``[(name, [(param, value or None), ...]), ...]``; ValueError if it is malformed.
 
     A small tokenizer rather than a regex: quoted-string values and stray separators are the
     usual sources of wrong parses.
     """
-    offers = []
+    offers: ExtensionOffers = []
     pos, n = 0, len(value)
 
-    def skip_ws(i):
+    def skip_ws(i: int) -> int:
         while i < n and value[i] in ' \t':
             i += 1
         return i
 
-    def token(i):
+    def token(i: int) -> tuple[str, int]:
         j = i
         while j < n and value[j] in TOKEN_CHARS:
             j += 1
@@ -103,13 +112,13 @@ def parse_extension_header(value):
             pos += 1
             continue
         name, pos = token(pos)
-        params = []
+        params: list[tuple[str, str | None]] = []
         pos = skip_ws(pos)
         while pos < n and value[pos] == ';':
             pos = skip_ws(pos + 1)
             param, pos = token(pos)
             pos = skip_ws(pos)
-            arg = None
+            arg: str | None = None
             if pos < n and value[pos] == '=':
                 pos = skip_ws(pos + 1)
                 if pos < n and value[pos] == '"':
@@ -130,7 +139,7 @@ def parse_extension_header(value):
     return offers
 
 
-def validate_upgrade_request(environ):
+def validate_upgrade_request(environ: Environ) -> ServerRequest | hixie.HixieRequest:
     """Check an upgrade request of whichever family its headers alone say it belongs to:
     Sec-WebSocket-Version or Sec-WebSocket-Key make it RFC 6455/hybi (``validate_request``,
     its 400s and its 426 unchanged), Sec-WebSocket-Key1/Key2 make it draft-76, and a bare
@@ -157,14 +166,15 @@ _CLIENT_OWNED_HEADERS = frozenset(['upgrade', 'connection', 'sec-websocket-key',
                                    'sec-websocket-extensions'])
 
 
-def client_key():
+def client_key() -> str:
     """A fresh Sec-WebSocket-Key (RFC 6455 4.1): 16 bytes from ``os.urandom``, because the
     key must be unpredictable, base64-encoded."""
     return base64.b64encode(os.urandom(16)).decode('ascii')
 
 
-def client_request(resource, host, key, protocols=(), origin=None, headers=(),
-                   extensions=''):
+def client_request(resource: str, host: str, key: str, protocols: Sequence[str] = (),
+                   origin: str | None = None, headers: Headers = (),
+                   extensions: str = '') -> bytes:
     """The bytes of the opening request (RFC 6455 4.1): version 13, ``protocols`` offered in
     order, ``extensions`` the offer of an extension such as permessage-deflate. ``headers``
     (a mapping or pairs) are added; a ``Host`` or ``Origin`` among them replaces ours."""
@@ -195,13 +205,15 @@ def client_request(resource, host, key, protocols=(), origin=None, headers=(),
     return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
 
 
-def validate_response(response, key, protocols=(), offered_extensions=()):
+def validate_response(response: ClientResponse, key: str, protocols: Sequence[str] = (),
+                      offered_extensions: Collection[str] = ()
+                      ) -> tuple[str, ExtensionOffers]:
     """Check the server's answer as RFC 6455 4.1 requires of a client and return
     ``(protocol, extensions)``: the subprotocol chosen ('' for none) and the extensions
     accepted as ``[(name, params)]``. Raises HandshakeError with the server's status,
     headers and (for an error page) body."""
 
-    def fail(reason):
+    def fail(reason: str) -> NoReturn:
         body = response.rest if response.status != 101 else b''
         raise HandshakeError(reason, status=response.status, headers=response.headers,
                              body=body)

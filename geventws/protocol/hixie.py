@@ -19,8 +19,11 @@ The terminator is found with ``bytearray.find`` and each message is decoded with
 path with and without ``GEVENTWS_NO_EXTENSIONS``. ``0xFF`` never occurs in UTF-8, so the
 first one after a text frame's type byte ends it.
 """
+from __future__ import annotations
+
 import hashlib
 import struct
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import quote
 
 from ..errors import ConnectionClosed, HandshakeError, ProtocolError, UnsupportedOperation
@@ -28,6 +31,9 @@ from ..limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
 from .connection import CLOSED, CLOSING, OPEN
 from .events import CloseReceived, Failure, MessageEvent
 from .http import check_upgrade_request, select_protocol
+
+if TYPE_CHECKING:
+    from .._types import Buffers, BytesLike, Environ, Event, Payload
 
 # -- the opening handshake --------------------------------------------------------------------
 
@@ -41,23 +47,25 @@ class HixieRequest:
     """A validated draft-75 or draft-76 opening request. For draft-76 the handler sets
     ``key3``, the 8 bytes the client sends after its headers, before the answer is made."""
 
-    def __init__(self, version, origin, location, protocols, key_numbers=None):
+    def __init__(self, version: str, origin: str, location: str, protocols: list[str],
+                 key_numbers: tuple[int, int] | None = None) -> None:
         self.version = version          # HIXIE_75 or HIXIE_76
         self.origin = origin
         self.location = location        # the ws:// or wss:// URL the client asked for
         self.protocols = protocols      # the one subprotocol asked for, or none
         self.key_numbers = key_numbers  # draft-76: the numbers of Key1 and Key2
-        self.key3 = None
+        self.key3: bytes | None = None
 
-    def select_protocol(self, supported):
+    def select_protocol(self, supported: str | Iterable[str] | None) -> str:
         """The subprotocol the client asked for if the server ``supported`` it, or ''."""
         return select_protocol(self.protocols, supported)
 
     @property
-    def draft(self):
+    def draft(self) -> int:
         return 76 if self.version == HIXIE_76 else 75
 
-    def response(self, protocol='', extra=()):
+    def response(self, protocol: str = '', extra: Iterable[tuple[str, str]] = ()
+                 ) -> tuple[list[tuple[str, str]], str, bytes]:
         """``(headers, status, body)`` of the 101 answer. Draft-75 clients compare the status
         line and the first two headers byte for byte (draft-75 client rules), hence the fixed
         spelling and order; draft-76 adds the 16-byte challenge answer as the body."""
@@ -65,7 +73,9 @@ class HixieRequest:
             prefix, status, body = 'WebSocket-', '101 Web Socket Protocol Handshake', b''
         else:
             prefix, status = 'Sec-WebSocket-', '101 WebSocket Protocol Handshake'
-            body = hixie76_answer(self.key_numbers[0], self.key_numbers[1], self.key3)
+            # draft-76: validate_request set key_numbers, and the handler key3
+            body = hixie76_answer(self.key_numbers[0], self.key_numbers[1],  # type: ignore[index]
+                                  self.key3)  # type: ignore[arg-type]
         headers = [('Upgrade', 'WebSocket'), ('Connection', 'Upgrade'),
                    (prefix + 'Origin', self.origin), (prefix + 'Location', self.location)]
         if protocol:
@@ -74,7 +84,7 @@ class HixieRequest:
         return headers, status, body
 
 
-def validate_request(environ, version):
+def validate_request(environ: Environ, version: str) -> HixieRequest:
     """Check a draft-75 or draft-76 (``version``) upgrade request; raise HandshakeError (400)."""
     check_upgrade_request(environ)
     origin = environ.get('HTTP_ORIGIN')
@@ -96,7 +106,7 @@ def validate_request(environ, version):
                         key_numbers)
 
 
-def _request_uri(environ):
+def _request_uri(environ: Environ) -> str:
     """The path and query as the client wrote them: draft-76 clients compare the location
     with the URL they opened. gunicorn keeps it (RAW_URI); pywsgi has only the decoded
     PATH_INFO (latin-1 per PEP 3333), quoted again here."""
@@ -109,7 +119,7 @@ def _request_uri(environ):
     return path + '?' + query if query else path
 
 
-def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
+def hixie76_key_number(value: str, name: str = 'Sec-WebSocket-Key1') -> int:
     """The number a draft-76 key stands for: its ASCII digits read as one integer, divided
     by its count of spaces. 400 when it has no digits or no spaces, when the division
     leaves a remainder, or when the result does not fit in 32 bits."""
@@ -128,7 +138,7 @@ def hixie76_key_number(value, name='Sec-WebSocket-Key1'):
     return quotient
 
 
-def hixie76_answer(number1, number2, key3):
+def hixie76_answer(number1: int, number2: int, key3: BytesLike) -> bytes:
     """The 16-byte answer to a draft-76 challenge: the MD5 of the two key numbers as 32-bit
     big-endian integers followed by the 8 bytes of key3."""
     return hashlib.md5(struct.pack('>II', number1, number2) + bytes(key3)).digest()
@@ -149,32 +159,32 @@ class HixieConnection:
     client = False      # the drafts are implemented for the server role only
     extension = None    # and have no extensions
 
-    def __init__(self, draft=76, max_message_size=MAX_MESSAGE_SIZE):
+    def __init__(self, draft: int = 76, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         if draft not in (75, 76):
             raise ValueError('draft must be 75 or 76, not %r' % (draft,))
         self.draft = draft
         self.max_message_size = max_message_size
         self.state = OPEN
-        self.close_sent = None        # (code, reason) given to send_close()
-        self.close_received = None    # (1000, '') once the closing handshake is complete
-        self.failure = None           # the ProtocolError that failed the connection
+        self.close_sent: tuple[int, str] | None = None      # given to send_close()
+        self.close_received: tuple[int, str] | None = None  # (1000, '') once closed
+        self.failure: ProtocolError | None = None  # the error that failed the connection
         self._buf = bytearray()       # bytes not consumed yet: at most one partial frame
         self._step = _FRAME_TYPE
         self._frame_type = 0
         self._length = 0              # of the length-prefixed frame being read or skipped
         self._scanned = 0             # bytes of a sentinel frame already searched for 0xFF
-        self._pieces = []             # a message the app sends in fragments, joined at fin
+        self._pieces: list[str] = []  # a message the app sends in fragments, joined at fin
 
     # -- incoming ---------------------------------------------------------------------------
 
-    def receive_data(self, data):
+    def receive_data(self, data: BytesLike) -> list[Event]:
         """Events for ``data``, in order. After the closing frame or a failure, nothing more.
         ``data`` may be a view of a buffer the caller reuses: what is kept is copied."""
         if self.close_received is not None or self.failure is not None:
             return []
         buf = self._buf
         buf += data
-        events = []
+        events: list[Event] = []
         try:
             consumed = self._parse(buf, events)
         except ProtocolError as exc:
@@ -187,11 +197,11 @@ class HixieConnection:
         return events
 
     @property
-    def tcp_close_is_clean(self):
+    def tcp_close_is_clean(self) -> bool:
         """Draft-75 closes by closing TCP: the peer doing so between frames closed cleanly."""
         return self.draft == 75 and self._step == _FRAME_TYPE and self.failure is None
 
-    def _parse(self, buf, events):
+    def _parse(self, buf: bytearray, events: list[Event]) -> int:
         """Append the events of the whole frames in ``buf``; return how many bytes were used
         (a partial text frame stays in ``buf``, from its first data byte)."""
         pos, end = 0, len(buf)
@@ -239,18 +249,18 @@ class HixieConnection:
                     self._step = _FRAME_TYPE
         return pos
 
-    def _closing_frame_received(self):
+    def _closing_frame_received(self) -> CloseReceived:
         self.close_received = (CLOSE_NORMAL, '')
         self.state = CLOSED if self.close_sent is not None else CLOSING
         return CloseReceived(CLOSE_NORMAL, '')
 
-    def data_to_send(self):
+    def data_to_send(self) -> bytes:
         """Nothing: the drafts have no frame that answers another (no ping, no pong)."""
         return b''
 
     # -- outgoing ---------------------------------------------------------------------------
 
-    def send_message(self, data, fin=True):
+    def send_message(self, data: Payload, fin: bool = True) -> Buffers:
         """The text frame for ``data`` (``str``). A message sent in fragments goes out whole
         at its last fragment: the drafts have no fragmentation."""
         if self.close_sent is not None:
@@ -271,10 +281,10 @@ class HixieConnection:
             return [b''.join((b'\x00', payload, b'\xff'))]
         return [b'\x00', payload, b'\xff']
 
-    def send_ping(self, payload=b''):
+    def send_ping(self, payload: Payload = b'') -> Buffers:
         raise UnsupportedOperation('hixie-%d has no ping frames' % self.draft)
 
-    def send_close(self, code=CLOSE_NORMAL, reason=''):
+    def send_close(self, code: int = CLOSE_NORMAL, reason: str = '') -> Buffers:
         """Start closing: draft-76 sends its closing frame and waits for the peer's;
         draft-75 has nothing to send, and the I/O layer's TCP close completes it."""
         if self.close_sent is not None:
@@ -288,12 +298,12 @@ class HixieConnection:
         self.state = CLOSED if done else CLOSING
         return [CLOSING_FRAME]
 
-    def send_failure_close(self):
+    def send_failure_close(self) -> Buffers:
         """Fail the connection: the drafts have no frame for it, the I/O layer closes TCP."""
-        self.close_sent = (self.failure.code, self.failure.reason)
+        self.close_sent = (self.failure.code, self.failure.reason)  # type: ignore[union-attr]
         self.state = CLOSED
         return []
 
 
-def _too_large(limit):
+def _too_large(limit: int) -> ProtocolError:
     return ProtocolError('message over the limit of %d bytes' % limit, 1009)

@@ -2,25 +2,32 @@
 of the request that carries an upgrade, subprotocol choice, and the client's reading of the
 server's response head. Sans I/O, shared by ``handshake`` (RFC 6455) and ``hixie``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
 from ..errors import HandshakeError
+
+if TYPE_CHECKING:
+    from .._types import Environ
 
 #: The characters of an HTTP token (RFC 7230 3.2.6 tchar).
 TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def header_tokens(value):
+def header_tokens(value: str | None) -> list[str]:
     """The comma-separated tokens of a header value, lower-cased (RFC 7230 section 7)."""
     return [t.strip().lower() for t in (value or '').split(',') if t.strip()]
 
 
-def is_websocket_upgrade(environ):
+def is_websocket_upgrade(environ: Environ) -> bool:
     """True when the request asks to upgrade to WebSocket (any draft): such a request is
     either answered with a WebSocket handshake or rejected with 400/426, never passed on."""
     return 'websocket' in header_tokens(environ.get('HTTP_UPGRADE'))
 
 
-def check_upgrade_request(environ):
+def check_upgrade_request(environ: Environ) -> None:
     """What both families ask of the HTTP request that carries the upgrade."""
     if environ.get('REQUEST_METHOD') != 'GET':
         raise HandshakeError('WebSocket handshake must use GET, not %s'
@@ -33,7 +40,7 @@ def check_upgrade_request(environ):
         raise HandshakeError('Host header missing')
 
 
-def select_protocol(offered, supported):
+def select_protocol(offered: Iterable[str], supported: str | Iterable[str] | None) -> str:
     """The first subprotocol of the client's list ``offered`` that the server
     ``supported`` (a name or a list of names), or ''."""
     supported = [supported] if isinstance(supported, str) else list(supported or ())
@@ -47,19 +54,20 @@ class ClientResponse:
     """The head of the server's answer; ``rest`` is what followed it in the same reads (the
     first frames after a 101, the body of an error page)."""
 
-    def __init__(self, status, reason, headers, rest):
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]],
+                 rest: bytes) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers          # [(name, value)] as received
         self.rest = rest
 
-    def header(self, name):
+    def header(self, name: str) -> str | None:
         """The values of header ``name`` joined with commas (RFC 7230 3.2.2), or None."""
         values = [v for n, v in self.headers if n.lower() == name]
         return ', '.join(values) if values else None
 
 
-def parse_response(data, limit):
+def parse_response(data: bytes, limit: int) -> ClientResponse | None:
     """The ``ClientResponse`` in ``data``, or None while its head is incomplete. Raises
     HandshakeError for a head that is malformed or longer than ``limit`` bytes."""
     end = data.find(b'\r\n\r\n')

@@ -1,8 +1,9 @@
 """Bytes in, whole messages and control frames out: the pure-Python message reader.
 
-This is the twin of the compiled reader in ``ext/_speedups.pyx``; both must produce the same
-items and the same errors for any byte stream split at any points (``tests/test_twins.py``
-checks that with Hypothesis). ``feed(data)`` returns a list whose items are:
+This is the twin of the compiled reader in ``ext/geventws/protocol/_reader.pyx``; both must
+produce the same items and the same errors for any byte stream split at any points
+(``tests/test_twins.py`` checks that with Hypothesis). ``feed(data)`` returns a list whose
+items are:
 
 - ``MessageEvent(data)``: a whole uncompressed data message, ``str`` for text (UTF-8 already
   validated) and ``bytes`` for binary;
@@ -15,12 +16,18 @@ bits, opcode, masking and control-frame rules are checked on the first two heade
 size limit as soon as the length is known, and UTF-8 on every chunk of a text payload as it
 arrives, even when the frame is not complete yet.
 """
+from __future__ import annotations
+
 import codecs
 import struct
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ProtocolError
 from .events import MessageEvent
 from .frames import OP_BINARY, OP_TEXT, header_error, invalid_utf8, mask
+
+if TYPE_CHECKING:
+    from .._types import BytesLike, ReaderItem
 
 _unpack_short = struct.Struct('!H').unpack_from
 _unpack_long = struct.Struct('!Q').unpack_from
@@ -35,7 +42,8 @@ class MessageReader:
                  '_in_frame', '_opcode', '_fin', '_key', '_phase', '_remaining',
                  '_msg_opcode', '_msg_compressed', '_msg_size', '_msg_parts', '_decoder')
 
-    def __init__(self, max_message_size, expect_masked, allow_rsv1=False):
+    def __init__(self, max_message_size: int, expect_masked: bool,
+                 allow_rsv1: bool = False) -> None:
         self.max_message_size = max_message_size
         self.expect_masked = expect_masked
         self.allow_rsv1 = allow_rsv1
@@ -45,22 +53,22 @@ class MessageReader:
         self._in_frame = False
         self._opcode = 0
         self._fin = False
-        self._key = None
+        self._key: bytes | None = None
         self._phase = 0            # how many payload bytes of this frame were unmasked
         self._remaining = 0
         # The data message being reassembled (0: none).
         self._msg_opcode = 0
         self._msg_compressed = False
         self._msg_size = 0
-        self._msg_parts = []       # bytes, or str pieces of a validated text message
-        self._decoder = None
+        self._msg_parts: list[Any] = []   # bytes, or str pieces of a validated text message
+        self._decoder: codecs.IncrementalDecoder | None = None
 
-    def feed(self, data):
+    def feed(self, data: BytesLike) -> list[ReaderItem]:
         if self._dead:
             return []
         buf = self._buf
         buf += data
-        out = []
+        out: list[ReaderItem] = []
         try:
             while True:
                 if not self._in_frame and not self._read_header(buf):
@@ -80,7 +88,7 @@ class MessageReader:
             out.append(exc)
         return out
 
-    def _read_header(self, buf):
+    def _read_header(self, buf: bytearray) -> bool:
         """Consume one frame header from ``buf``; False if more bytes are needed."""
         n = len(buf)
         if n < 2:
@@ -125,7 +133,7 @@ class MessageReader:
                              else None)
         return True
 
-    def _take(self, buf, n):
+    def _take(self, buf: bytearray, n: int) -> bytes:
         """Remove ``n`` payload bytes from ``buf``, unmasked."""
         chunk = bytes(buf[:n])
         del buf[:n]
@@ -138,7 +146,7 @@ class MessageReader:
         self._phase += n
         return chunk
 
-    def _read_payload(self, buf, out):
+    def _read_payload(self, buf: bytearray, out: list[ReaderItem]) -> bool:
         """Consume what is there of a data frame's payload; False if more bytes are needed."""
         available = min(self._remaining, len(buf))
         whole_message = (available == self._remaining and self._fin and
@@ -173,7 +181,7 @@ class MessageReader:
             out.append(self._finish_message())
         return True
 
-    def _finish_message(self):
+    def _finish_message(self) -> MessageEvent | tuple[int, bytes]:
         parts, decoder = self._msg_parts, self._decoder
         opcode, compressed = self._msg_opcode, self._msg_compressed
         self._msg_opcode = 0

@@ -16,10 +16,11 @@ twin of ``geventws/io/base.py`` (``geventws.speedups`` chooses).
   Python methods of ``geventws.io.base.WebSocketBase``, which behave the same.
 
 Together they do in two calls what the Python path does in about twenty per message
-(bench/RESULTS.md, "Measurements behind the code"). The syscalls are made holding the GIL: the socket is non-blocking,
-so they never wait, and releasing and retaking the GIL around them costs more than they do.
-Everything else (TLS, sockets with a timeout, the hixie drafts, the pure-Python install) uses
-the Python path, which behaves the same (``tests/test_channel.py``).
+(bench/RESULTS.md, "Measurements behind the code"). The syscalls are made holding the GIL:
+the socket is non-blocking, so they never wait, and releasing and retaking the GIL around
+them costs more than they do. Everything else (TLS, sockets with a timeout, the hixie drafts,
+the pure-Python install) uses the Python path, which behaves the same
+(``tests/test_channel.py``).
 """
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
