@@ -1,97 +1,27 @@
-"""Shared fixtures: real servers on 127.0.0.1 with free ports, always stopped.
+"""The fixtures several test modules use: real servers on 127.0.0.1 with free ports, programs
+and a browser, always stopped. What they are built from (and every other shared helper) is
+in helpers.py; a fixture only one module uses stays in that module.
 
-A gevent server runs in its own OS thread with its own hub (created inside that thread, see
-../shared/RECIPES.md), so tests can drive it with ordinary blocking clients written by others
-(websocket-client, websockets, aiohttp, node ws) without monkey-patching the test process.
+A gevent server runs in its own OS thread with its own hub (``helpers.ThreadedServer``), so
+tests can drive it with ordinary blocking clients written by others (websocket-client,
+websockets, aiohttp, node ws) without monkey-patching the test process.
+
+The markers (setup.cfg) name what a test needs beyond this virtualenv: ``browser``,
+``proxy``, ``autobahn``, ``network``, ``node`` and ``gunicorn``;
+``pytest -m "not browser and not autobahn and not proxy and not network"`` is the quick run.
 """
-import contextlib
-import os
-import shutil
+import signal
 import socket
-import threading
+import subprocess
+import tempfile
 
+import gevent.socket
 import pytest
 
-CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
-
-
-def require_tool(path_or_name, why=''):
-    """Skip when a tool is missing on a developer machine; fail under CI=true, where a
-    missing tool means the CI install is broken (a skipped test hides that)."""
-    found = shutil.which(path_or_name) or (os.path.exists(path_or_name) and path_or_name)
-    if found:
-        return found
-    message = '%s not installed%s' % (path_or_name, ' (%s)' % why if why else '')
-    if CI:
-        pytest.fail(message + ' under CI=true')
-    pytest.skip(message)
-
-
-class ThreadedServer:
-    """A gevent WSGIServer serving ``app`` from its own thread."""
-
-    def __init__(self, app, handler_class=None, **server_kw):
-        from geventws import WebSocketHandler
-        self.app = app
-        self.handler_class = handler_class or WebSocketHandler
-        self.server_kw = server_kw
-        self.server = None
-        self.hub = None
-        self.port = None
-        self._ready = threading.Event()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        import gevent
-        from gevent.pywsgi import WSGIServer
-        try:
-            self.hub = gevent.get_hub()
-            self.server = WSGIServer(('127.0.0.1', 0), self.app, handler_class=self.handler_class,
-                                     log=None, error_log=None, **self.server_kw)
-            self.server.start()
-            self.port = self.server.server_port
-        except BaseException as exc:  # report start-up failures to the test
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self.server.serve_forever()
-
-    def start(self):
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def call(self, func, *args):
-        """Run ``func`` inside the server's thread (its hub) and return its result."""
-        result = {}
-        done = threading.Event()
-
-        def run():
-            try:
-                result['value'] = func(*args)
-            except BaseException as exc:
-                result['error'] = exc
-            done.set()
-
-        self.hub.loop.run_callback_threadsafe(lambda: __import__('gevent').spawn(run))
-        if not done.wait(30):
-            raise TimeoutError('server thread did not answer')
-        if 'error' in result:
-            raise result['error']
-        return result['value']
-
-    def stop(self):
-        if self.server is not None and self._thread.is_alive():
-            self.hub.loop.run_callback_threadsafe(lambda: self.server.stop(timeout=1))
-            self._thread.join(10)
-
-    @property
-    def url(self):
-        return 'ws://127.0.0.1:%d/' % self.port
+from geventws.io.websocket import WebSocket
+from geventws.protocol import Connection
+from helpers import (PYTHON, ROOT, Program, Recorder, ThreadedServer, TrackingHandler,
+                     echo_app, free_port, python_env, require_tool)
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +34,8 @@ def fresh_hub_clock():
     import gevent
     gevent.get_hub().loop.update_now()
 
+
+# -- servers in a thread ------------------------------------------------------------------
 
 @pytest.fixture
 def serve():
@@ -120,23 +52,105 @@ def serve():
         server.stop()
 
 
-def echo_app(environ, start_response):
-    """Echo every message back with its type; plain HTTP gets 'Hello'."""
-    ws = environ.get('wsgi.websocket')
-    if ws is None:
-        start_response('200 OK', [('Content-Type', 'text/plain')])
-        return [b'Hello']
-    for message in ws:
-        ws.send(message)
-    return []
-
-
 @pytest.fixture
 def echo_server(serve):
     return serve(echo_app)
 
 
-def free_port():
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def recorder_server(serve):
+    """``recorder_server(app=None, **handler options) -> (server, app)``: ``app`` (a new
+    ``Recorder`` by default) served with a ``TrackingHandler`` configured with the options."""
+    def start(app=None, **options):
+        app = app if app is not None else Recorder()
+        server = serve(app, TrackingHandler.configure(**options))
+        return server, app
+    return start
+
+
+# -- one end of a socket pair -------------------------------------------------------------
+
+@pytest.fixture
+def pair():
+    """(server WebSocket on a gevent socket, the peer's plain socket, a client protocol)."""
+    ours, peer = socket.socketpair()
+    ws = WebSocket()
+    ws._attach(gevent.socket.socket(fileno=ours.detach()), Connection())
+    yield ws, peer, Connection(client=True)
+    ws._terminate(1000, '', True)
+    peer.close()
+
+
+# -- programs -----------------------------------------------------------------------------
+
+@pytest.fixture
+def programs(tmp_path):
+    """``programs(argv, port, cwd=None, env=None, wait=True, stop_signal=SIGTERM) ->
+    Program``; all are stopped at the end of the test."""
+    started = []
+
+    def start(argv, port, cwd=None, env=None, wait=True, stop_signal=signal.SIGTERM):
+        program = Program(argv, port, str(tmp_path / ('program%d.log' % len(started))),
+                          cwd=cwd, env=env, stop_signal=stop_signal)
+        started.append(program)
+        return program.wait_for_port() if wait else program
+
+    yield start
+    for program in started:
+        program.stop()
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """``(certfile, keyfile, cafile)``: a trustme CA and its certificate for 127.0.0.1."""
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert('127.0.0.1')
+    paths = [str(tmp_path / name) for name in ('cert.pem', 'key.pem', 'ca.pem')]
+    cert.cert_chain_pems[0].write_to_path(paths[0])
+    cert.private_key_pem.write_to_path(paths[1])
+    ca.cert_pem.write_to_path(paths[2])
+    return paths
+
+
+@pytest.fixture
+def chat_server(programs):
+    """The chat demo (examples/chat) started with the command of ``make run`` (with
+    another port)."""
+    port = free_port()
+    # --no-print-directory: under `make test` this make is a sub-make, which would add
+    # "Entering/Leaving directory" lines
+    dry_run = subprocess.run(['make', '--no-print-directory', '-n', 'run', 'PORT=%d' % port],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    command = dry_run.stdout.strip().splitlines()[-1].split()
+    assert command[1:] == ['examples/chat/app.py', '--host', '127.0.0.1', '--port', str(port)]
+    server = programs([PYTHON, *command[1:]], port, cwd=ROOT, env=python_env())
+    server.wait_for_output('chat room at')
+    return server
+
+
+# -- a browser ----------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def browser():
+    """One headless Chromium for the module (flags from ../shared/RECIPES.md); its tests
+    are marked ``browser``."""
+    require_tool('/usr/bin/chromium', 'headless browser tests')
+    require_tool('/usr/bin/chromedriver', 'headless browser tests')
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = '/usr/bin/chromium'
+    with tempfile.TemporaryDirectory() as profile:
+        for flag in ('--headless=new', '--no-sandbox', '--disable-gpu',
+                     '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
+                     '--disable-background-networking', '--disable-component-update',
+                     '--disable-sync', '--disable-extensions', '--disable-default-apps',
+                     '--mute-audio', '--disable-quic', '--user-data-dir=' + profile):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=options)
+        driver.set_script_timeout(60)
+        try:
+            yield driver
+        finally:
+            driver.quit()

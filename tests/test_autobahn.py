@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import echo_app, free_port, require_tool
 from geventws import ConnectionClosed, connect
-from test_deploy_apps.support import programs  # noqa: F401  (a fixture)
+from helpers import echo_app, free_port, require_tool
 
+pytestmark = pytest.mark.autobahn
 AUTOBAHN = Path(__file__).resolve().parent.parent / '.venv' / 'autobahn'
 AGENT = 'geventws'
 #: Cases 1-10, and the first two cases (the smallest messages) of each group of 12 and 13.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from helpers import require_tool
 
 BENCH = Path(__file__).resolve().parent.parent / 'bench'
 sys.path.insert(0, str(BENCH))

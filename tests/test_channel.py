@@ -13,12 +13,11 @@ import gevent.socket
 import pytest
 
 import geventws
-from geventws.protocol import frames
 from geventws.errors import ConnectionClosed
-from geventws.protocol.hixie import HixieConnection as LegacyConnection
-from geventws.protocol import Connection
 from geventws.io.websocket import WebSocket
-from test_sockio import pair, send_messages, written_now  # noqa: F401 (pair: a fixture)
+from geventws.protocol import frames
+from geventws.protocol.hixie import HixieConnection as LegacyConnection
+from helpers import send_messages, written_now
 
 
 class Text(str):

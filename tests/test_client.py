@@ -10,11 +10,10 @@ import threading
 
 import pytest
 
-from conftest import free_port
-from test_protocol import close_frame, frame
 from geventws import (ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketClient,
                       connect)
 from geventws.io.client import Target
+from helpers import close_frame, frame, free_port
 
 GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 TIMEOUT = 10

@@ -11,7 +11,7 @@ import gevent.ssl
 import pytest
 import trustme
 
-from conftest import echo_app
+from helpers import echo_app
 
 TIMEOUT = 20
 ENV = dict(os.environ, PYTHONIOENCODING='utf-8')

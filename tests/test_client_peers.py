@@ -15,11 +15,10 @@ import threading
 
 import pytest
 
-from conftest import CI, ThreadedServer, require_tool
 from geventws import ConnectionClosed, HandshakeError, WebSocketClient, connect
+from helpers import NODE_DIR, ThreadedServer, require_node_ws
 
 SUPPORTED = ['chat', 'superchat']
-NODE_DIR = os.path.join(os.path.dirname(__file__), 'node')
 TIMEOUT = 10
 
 
@@ -57,6 +56,8 @@ class Peer:
     frame it got."""
 
     name = ''
+    #: The markers of the tests that run against this peer: what it needs.
+    marks = ()
 
     def __init__(self):
         self.closes = queue.Queue()
@@ -110,14 +111,10 @@ class NodePeer(Peer):
 
     name = 'node-ws'
     fragments = True
+    marks = (pytest.mark.node,)
 
     def start(self):
-        node = require_tool('node', 'Node.js runs the ws peer')
-        if not os.path.isdir(os.path.join(NODE_DIR, 'node_modules', 'ws')):
-            message = "tests/node: run 'npm install' (make test does)"
-            if CI:
-                pytest.fail(message)
-            pytest.skip(message)
+        node = require_node_ws()
         self.process = subprocess.Popen([node, 'ws_server.js'], cwd=NODE_DIR, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         lines = queue.Queue()
@@ -198,7 +195,7 @@ class AiohttpPeer(Peer):
 
 
 class OurPeer(Peer):
-    """geventws' own server (the conftest ``serve`` fixture's ThreadedServer)."""
+    """geventws' own server (the ThreadedServer of the ``serve`` fixture)."""
 
     name = 'geventws'
     fragments = True
@@ -238,12 +235,16 @@ def _running(peer_class):
         server.stop()
 
 
-@pytest.fixture(params=PEERS, ids=lambda peer: peer.name)
+def _params(peers):
+    return [pytest.param(peer, marks=peer.marks) for peer in peers]
+
+
+@pytest.fixture(params=_params(PEERS), ids=lambda peer: peer.name)
 def peer(request):
     yield from _running(request.param)
 
 
-@pytest.fixture(params=FRAGMENTING_PEERS, ids=lambda peer: peer.name)
+@pytest.fixture(params=_params(FRAGMENTING_PEERS), ids=lambda peer: peer.name)
 def fragmenting_peer(request):
     yield from _running(request.param)
 

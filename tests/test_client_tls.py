@@ -8,8 +8,8 @@ import gevent.ssl
 import pytest
 import trustme
 
-from conftest import echo_app
 from geventws import WebSocketClient, connect
+from helpers import echo_app
 
 TIMEOUT = 10
 

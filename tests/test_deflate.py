@@ -7,14 +7,14 @@ import zlib
 
 import pytest
 
-from geventws.protocol.deflate import (DeflateOptions, PerMessageDeflate, client_negotiate,
-                              client_offer, compression_options, negotiate)
 from geventws.errors import HandshakeError
-from geventws.protocol.events import Failure, MessageEvent
+from geventws.protocol import Connection
+from geventws.protocol.deflate import (DeflateOptions, PerMessageDeflate, client_negotiate,
+                                       client_offer, compression_options, negotiate)
+from geventws.protocol.events import Failure
 from geventws.protocol.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT
 from geventws.protocol.handshake import parse_extension_header
-from geventws.protocol import Connection
-from test_protocol import frame
+from helpers import frame, message_data
 
 DEFAULTS = DeflateOptions()
 
@@ -33,11 +33,6 @@ def client(**kw):
 def server(max_message_size=2 ** 20, **kw):
     return Connection(client=False, max_message_size=max_message_size,
                       extension=extension(**kw))
-
-
-def messages(events):
-    assert not [e for e in events if type(e) is Failure], events
-    return [e.data for e in events if type(e) is MessageEvent]
 
 
 def failure(events):
@@ -73,7 +68,7 @@ HELLO = bytes.fromhex('f248cdc9c90700')
 def test_rfc7692_examples_decode(wire, expected, bytewise):
     conn = client()
     chunks = [wire[i:i + 1] for i in range(len(wire))] if bytewise else [wire]
-    assert messages([e for chunk in chunks for e in conn.receive_data(chunk)]) == expected
+    assert message_data([e for chunk in chunks for e in conn.receive_data(chunk)]) == expected
 
 
 def test_rfc7692_hello_encodes_as_the_rfc_shows_with_context_takeover():
@@ -93,12 +88,12 @@ def test_a_final_block_does_not_break_the_next_message():
     to "Hello" through the window (7.2.3.2's second frame), must decode."""
     conn = client()
     wire = bytes.fromhex('c108f348cdc9c9070000') + bytes.fromhex('c105f200110000')
-    assert messages(conn.receive_data(wire)) == ['Hello', 'Hello']
+    assert message_data(conn.receive_data(wire)) == ['Hello', 'Hello']
     peer = zlib.compressobj(6, zlib.DEFLATED, -15)
     for text in ('again', 'Hello again', 'x' * 1000):
         data = peer.compress(text.encode()) + peer.flush(zlib.Z_SYNC_FLUSH)
-        assert messages(conn.receive_data(frame(OP_TEXT, data[:-4], rsv=4,
-                                                masked=False))) == [text]
+        assert message_data(conn.receive_data(frame(OP_TEXT, data[:-4], rsv=4,
+                                                    masked=False))) == [text]
 
 
 def test_every_message_ending_with_a_final_block():
@@ -108,7 +103,7 @@ def test_every_message_ending_with_a_final_block():
         peer = zlib.compressobj(6, zlib.DEFLATED, -15)
         data = peer.compress(b'message %d' % i) + peer.flush(zlib.Z_FINISH)
         events = conn.receive_data(frame(OP_BINARY, data, rsv=4, masked=False))
-        assert messages(events) == [b'message %d' % i]
+        assert message_data(events) == [b'message %d' % i]
 
 
 # -- sending ------------------------------------------------------------------------------------
@@ -119,7 +114,7 @@ def roundtrip(sender, receiver, data, fragments=None):
     else:
         wire = b''.join(sent(sender.send_message(part, fin=i == len(fragments) - 1))
                         for i, part in enumerate(fragments))
-    return wire, messages(receiver.receive_data(wire))
+    return wire, message_data(receiver.receive_data(wire))
 
 
 @pytest.mark.parametrize('send_reset', [False, True])
@@ -209,7 +204,7 @@ def test_message_at_the_limit_is_accepted():
     conn = server(max_message_size=1000)
     peer = zlib.compressobj(6, zlib.DEFLATED, -15)
     data = peer.compress(b'a' * 1000) + peer.flush(zlib.Z_SYNC_FLUSH)
-    assert messages(conn.receive_data(frame(OP_BINARY, data[:-4], rsv=4))) == [b'a' * 1000]
+    assert message_data(conn.receive_data(frame(OP_BINARY, data[:-4], rsv=4))) == [b'a' * 1000]
     data = peer.compress(b'a' * 1001) + peer.flush(zlib.Z_SYNC_FLUSH)
     assert failure(conn.receive_data(frame(OP_BINARY, data[:-4], rsv=4))).code == 1009
 

@@ -2,12 +2,11 @@
 ``permessage-deflate; client_max_window_bits`` on every connection. Text and binary messages
 from 1 byte to 1 MiB echo back intact, and both directions are compressed on the wire.
 """
-import tempfile
-
 import pytest
 
-from conftest import echo_app, require_tool
-from test_deflate_interop import WireTap
+from helpers import WireTap, echo_app
+
+pytestmark = pytest.mark.browser
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>deflate</title></head>
 <body><script>
@@ -51,30 +50,6 @@ def page_and_echo(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/html; charset=utf-8'),
                               ('Content-Length', str(len(PAGE)))])
     return [PAGE]
-
-
-@pytest.fixture(scope='module')
-def browser():
-    """One headless Chromium for the module (flags from ../shared/RECIPES.md)."""
-    require_tool('/usr/bin/chromium', 'headless browser tests')
-    require_tool('/usr/bin/chromedriver', 'headless browser tests')
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = '/usr/bin/chromium'
-    with tempfile.TemporaryDirectory() as profile:
-        for flag in ('--headless=new', '--no-sandbox', '--disable-gpu',
-                     '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
-                     '--disable-background-networking', '--disable-component-update',
-                     '--disable-sync', '--disable-extensions', '--disable-default-apps',
-                     '--mute-audio', '--disable-quic', '--user-data-dir=' + profile):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=options)
-        driver.set_script_timeout(60)
-        try:
-            yield driver
-        finally:
-            driver.quit()
 
 
 def test_chromium_echo_with_compression(serve, browser):

@@ -1,16 +1,16 @@
 """permessage-deflate against peers no one here wrote, with compression checked on the wire.
 
-Every connection goes through ``WireTap``, a TCP relay that records both byte streams, so a
-test sees the RSV1 bit of each data frame instead of trusting what either end reports.
+Every connection goes through ``WireTap`` (helpers.py), a TCP relay that records both byte
+streams, so a test sees the RSV1 bit of each data frame instead of trusting what either end
+reports.
 Peers: the ``websockets`` client and server, Node's ``ws`` client and server
 (``tests/node/deflate_*.js``), headless Chromium, and ``websocket-client`` (which offers no
-compression). Our client role is driven by ``RawClient``, the core's client ``Connection``
-over a plain socket, and by ``geventws.io.client`` when it takes ``compression=``.
+compression). Our client role is driven by ``CoreClient`` (helpers.py), the core's client
+``Connection`` over a plain socket, and by ``geventws.io.client`` when it takes
+``compression=``.
 """
-import base64
 import json
 import os
-import selectors
 import socket
 import subprocess
 import threading
@@ -18,115 +18,15 @@ import zlib
 
 import pytest
 
-from conftest import echo_app, require_tool
 from geventws import WebSocketHandler
-from geventws.protocol.deflate import client_negotiate, client_offer
-from geventws.protocol.events import CloseReceived, MessageEvent
-from geventws.protocol.frames import OP_BINARY, frame_header, mask
-from geventws.protocol import Connection
+from geventws.protocol.events import CloseReceived
+from geventws.protocol.frames import OP_BINARY
+from helpers import NODE_DIR, CoreClient, WireTap, echo_app, require_node_ws
 
-NODE_DIR = os.path.join(os.path.dirname(__file__), 'node')
 TIMEOUT = 20
 
 
 # -- the wire tap -------------------------------------------------------------------------------
-
-class WireTap:
-    """Relays every connection made to ``port`` to ``upstream_port`` and records what each
-    side sent: ``streams`` holds one ``(client_bytes, server_bytes)`` pair per connection."""
-
-    def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
-        self.streams = []
-        self._listener = socket.create_server(('127.0.0.1', 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._stopping = False
-        self._threads = [threading.Thread(target=self._accept_loop, daemon=True)]
-        self._threads[0].start()
-
-    @property
-    def url(self):
-        return 'ws://127.0.0.1:%d/' % self.port
-
-    def _accept_loop(self):
-        while not self._stopping:
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(('127.0.0.1', self.upstream_port), TIMEOUT)
-            record = (bytearray(), bytearray())
-            self.streams.append(record)
-            thread = threading.Thread(target=self._relay, args=(client, upstream, record),
-                                      daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _relay(self, client, upstream, record):
-        peers = {client: (upstream, record[0]), upstream: (client, record[1])}
-        with selectors.DefaultSelector() as selector:
-            for sock in peers:
-                sock.setblocking(True)
-                selector.register(sock, selectors.EVENT_READ)
-            open_sides = 2
-            while open_sides and not self._stopping:
-                for key, _ in selector.select(0.2):
-                    other, recorded = peers[key.fileobj]
-                    try:
-                        data = key.fileobj.recv(262144)
-                    except OSError:
-                        data = b''
-                    if data:
-                        recorded += data
-                        try:
-                            other.sendall(data)
-                        except OSError:
-                            pass
-                        continue
-                    selector.unregister(key.fileobj)
-                    open_sides -= 1
-                    try:
-                        other.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
-        client.close()
-        upstream.close()
-
-    def close(self):
-        self._stopping = True
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(5)
-
-    def data_frames(self, which):
-        """(opcode, rsv1) of every data frame that client (0) or server (1) sent."""
-        return [(op, rsv1) for stream in self.streams if stream[1].startswith(b'HTTP/1.1 101')
-                for op, rsv1 in parse_frames(bytes(stream[which])) if op < 8]
-
-    def assert_compressed_both_ways(self):
-        for which in (0, 1):
-            frames = self.data_frames(which)
-            assert any(rsv1 for _, rsv1 in frames), ('no compressed frame from the %s'
-                                                     % ('client', 'server')[which])
-
-
-def parse_frames(stream):
-    """(opcode, rsv1) of the frames after the HTTP head of a recorded stream."""
-    i, frames = stream.find(b'\r\n\r\n') + 4, []
-    while i + 2 <= len(stream):
-        b0, b1 = stream[i], stream[i + 1]
-        n, i = b1 & 0x7F, i + 2
-        if n == 126:
-            n, i = int.from_bytes(stream[i:i + 2], 'big'), i + 2
-        elif n == 127:
-            n, i = int.from_bytes(stream[i:i + 8], 'big'), i + 8
-        i += n + (4 if b1 & 0x80 else 0)
-        frames.append((b0 & 0x0F, bool(b0 & 0x40)))
-    return frames
-
 
 @pytest.fixture
 def tap():
@@ -141,72 +41,7 @@ def tap():
         each.close()
 
 
-# -- our client role over a plain socket ----------------------------------------------------------
-
-class RawClient:
-    """The core's client ``Connection`` with ``deflate.client_offer``/``client_negotiate``
-    over a blocking socket: our client role, without the client module."""
-
-    def __init__(self, port, compression=True, max_message_size=2 ** 24, offer=None):
-        self.sock = socket.create_connection(('127.0.0.1', port), TIMEOUT)
-        key = base64.b64encode(os.urandom(16)).decode()
-        offer = client_offer(compression) if offer is None else offer
-        request = ('GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n'
-                   'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n'
-                   'Sec-WebSocket-Version: 13\r\n' % (port, key))
-        if offer:
-            request += 'Sec-WebSocket-Extensions: %s\r\n' % offer
-        self.sock.sendall((request + '\r\n').encode())
-        data = b''
-        while b'\r\n\r\n' not in data:
-            chunk = self.sock.recv(4096)
-            assert chunk, 'server closed during the handshake'
-            data += chunk
-        head, self._pending = data.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        assert lines[0].split()[1] == '101', lines
-        headers = dict(line.split(': ', 1) for line in lines[1:])
-        self.extensions = {k.lower(): v for k, v in headers.items()}.get(
-            'sec-websocket-extensions', '')
-        self.conn = Connection(client=True, max_message_size=max_message_size,
-                               extension=client_negotiate(self.extensions, compression))
-        self._events = []
-
-    def send(self, data, fin=True):
-        self.sock.sendall(b''.join(self.conn.send_message(data, fin)))
-
-    def send_compressed(self, opcode, payload):
-        """One frame with RSV1 and ``payload`` as it is: deflate data made by the test."""
-        key = os.urandom(4)
-        self.sock.sendall(frame_header(opcode, len(payload), True, True, key) +
-                          mask(payload, key))
-
-    def next_event(self):
-        while not self._events:
-            data, self._pending = self._pending or self.sock.recv(262144), b''
-            if not data:
-                return None
-            self._events.extend(self.conn.receive_data(data))
-            owed = self.conn.data_to_send()
-            if owed:
-                self.sock.sendall(owed)
-        return self._events.pop(0)
-
-    def recv(self):
-        event = self.next_event()
-        assert type(event) is MessageEvent, event
-        return event.data
-
-    def close(self):
-        try:
-            if self.conn.close_sent is None:
-                self.sock.sendall(b''.join(self.conn.send_close(1000)))
-            while self.next_event() is not None:
-                pass
-        except OSError:
-            pass
-        self.sock.close()
-
+# -- what every peer echoes ---------------------------------------------------------------------
 
 PAYLOADS = ['Hello, compressed world! ' * 4, 'é☺' * 5000,
             bytes(range(256)) * 40, b'\x00' * (2 ** 20), os.urandom(100000)]
@@ -230,8 +65,9 @@ def test_websockets_client_to_our_server(serve, tap):
     wire.assert_compressed_both_ways()
 
 
+@pytest.mark.node
 def test_node_ws_client_to_our_server(serve, tap):
-    node = require_tool('node')
+    node = require_node_ws()
     wire = tap(serve(echo_app).port)
     sizes = ['1', '64', '1000', '70000', str(2 ** 20)]
     out = subprocess.run([node, os.path.join(NODE_DIR, 'deflate_client.js'), wire.url] + sizes,
@@ -262,7 +98,7 @@ def test_websocket_client_without_an_offer_gets_no_compression(serve, tap):
 
 def test_compression_can_be_disabled(serve, tap):
     wire = tap(serve(echo_app, WebSocketHandler.configure(compression=None)).port)
-    client = RawClient(wire.port)
+    client = CoreClient(wire.port)
     try:
         assert client.extensions == '' and client.conn.extension is None
         echo_all(client.send, client.recv)
@@ -279,7 +115,7 @@ def test_compression_can_be_disabled(serve, tap):
 def test_raw_client_role_to_our_server(serve, tap, compression):
     handler = WebSocketHandler.configure(compression=compression)
     wire = tap(serve(echo_app, handler).port)
-    client = RawClient(wire.port, compression)
+    client = CoreClient(wire.port, compression)
     try:
         echo_all(client.send, client.recv)
         # One fragmented message: RSV1 on its first frame only.
@@ -313,7 +149,7 @@ def rss_bytes():
 @pytest.mark.parametrize('payload', bomb_payloads(), ids=['10KiB-to-10MiB', '1MiB-to-1GiB'])
 def test_decompression_bomb_closes_with_1009_and_memory_stays_bounded(serve, payload):
     server = serve(echo_app, WebSocketHandler.configure(max_message_size=2 ** 20))
-    client = RawClient(server.port)
+    client = CoreClient(server.port)
     try:
         before = rss_bytes()
         client.send_compressed(OP_BINARY, payload)
@@ -326,7 +162,7 @@ def test_decompression_bomb_closes_with_1009_and_memory_stays_bounded(serve, pay
 
 
 def test_corrupt_message_closes_with_1007(serve):
-    client = RawClient(serve(echo_app).port)
+    client = CoreClient(serve(echo_app).port)
     try:
         client.send_compressed(OP_BINARY, b'\xff\xff\xff\xff')
         event = client.next_event()
@@ -356,7 +192,8 @@ def websockets_server():
 
 @pytest.fixture
 def node_server():
-    node = require_tool('node')
+    """The port of Node's ws (tests/node/deflate_server.js), an echo with compression."""
+    node = require_node_ws()
     proc = subprocess.Popen([node, os.path.join(NODE_DIR, 'deflate_server.js')], cwd=NODE_DIR,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -366,15 +203,19 @@ def node_server():
         proc.wait(10)
 
 
+#: The ``node_server`` fixture's name as a parameter, marked: it needs Node.js.
+NODE_SERVER = pytest.param('node_server', marks=pytest.mark.node)
+
+
 @pytest.mark.parametrize('compression', [
     True,
     dict(server_no_context_takeover=True, client_no_context_takeover=True,
          server_max_window_bits=10, client_max_window_bits=9),
 ])
-@pytest.mark.parametrize('peer', ['websockets_server', 'node_server'])
+@pytest.mark.parametrize('peer', ['websockets_server', NODE_SERVER])
 def test_raw_client_role_to_other_servers(request, tap, peer, compression):
     wire = tap(request.getfixturevalue(peer))
-    client = RawClient(wire.port, compression)
+    client = CoreClient(wire.port, compression)
     try:
         assert client.conn.extension is not None, client.extensions
         echo_all(client.send, client.recv)
@@ -390,7 +231,7 @@ def test_raw_client_role_to_other_servers(request, tap, peer, compression):
     dict(server_no_context_takeover=True, client_no_context_takeover=True,
          server_max_window_bits=10, client_max_window_bits=9),
 ])
-@pytest.mark.parametrize('peer', ['websockets_server', 'node_server', 'our_server'])
+@pytest.mark.parametrize('peer', ['websockets_server', NODE_SERVER, 'our_server'])
 def test_our_client_with_compression(request, serve, tap, peer, compression):
     from geventws.io.client import connect
     port = serve(echo_app).port if peer == 'our_server' else request.getfixturevalue(peer)

@@ -67,9 +67,9 @@ def test_zlib_memory_per_connection(options, exchange, low, high):
 _CLIENTS = """
 import sys, json
 sys.path.insert(0, %r)
-from test_deflate_interop import RawClient
+from helpers import CoreClient
 port, n, compression = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-clients = [RawClient(port, compression) for _ in range(n)]
+clients = [CoreClient(port, compression) for _ in range(n)]
 for c in clients:
     c.send(%r); c.recv()
 print('ready', flush=True)
@@ -84,7 +84,7 @@ def _rss():
 
 def measure_rss(compression, n):
     """Server RSS per idle connection (KiB) after one echoed message on each of ``n``."""
-    from conftest import ThreadedServer, echo_app
+    from helpers import ThreadedServer, echo_app
     from geventws import WebSocketHandler
     server = ThreadedServer(echo_app, WebSocketHandler.configure(compression=compression))
     server.start()

@@ -8,12 +8,12 @@ also saves the picture of two chatting tabs that the README shows.
 import os
 import shutil
 
+import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
-from test_deflate_browser import browser  # noqa: F401
-from test_deploy_chat import chat_server, join  # noqa: F401
-from test_deploy_apps.support import programs  # noqa: F401
+from helpers import join_chat
 
+pytestmark = pytest.mark.browser
 WAIT = 20
 
 ECHO_TEXT_AND_BINARY = """
@@ -47,7 +47,7 @@ def wait_for_event(driver, expected):
     return WebDriverWait(driver, WAIT).until(seen)
 
 
-def test_two_pages_chat_echo_and_close_with_4000(browser, chat_server):  # noqa: F811
+def test_two_pages_chat_echo_and_close_with_4000(browser, chat_server):
     url = 'http://127.0.0.1:%d/' % chat_server.port
     open_page(browser, url, 'alice')
     alice = browser.current_window_handle
@@ -92,7 +92,7 @@ CONVERSATION = [('alice', 'Hi Bob! Is the new build out?'),
                 ('bob', 'Nice. Lunch?')]
 
 
-def test_screenshot_of_two_chatting_tabs(browser, chat_server, tmp_path):  # noqa: F811
+def test_screenshot_of_two_chatting_tabs(browser, chat_server, tmp_path):
     url = 'http://127.0.0.1:%d/' % chat_server.port
     browser.set_window_size(1200, 600)
     browser.get(url + 'static/chat.css')   # any page of the server's origin, replaced
@@ -102,7 +102,7 @@ def test_screenshot_of_two_chatting_tabs(browser, chat_server, tmp_path):  # noq
         browser.switch_to.frame(index)
         wait_for_event(browser, {'type': 'join', 'name': name})
         browser.switch_to.default_content()
-    carol = join(chat_server.port, 'carol')   # a third member who comes and goes
+    carol = join_chat(chat_server.port, 'carol')   # a third member who comes and goes
     carol.close(status=1000, reason=b'bye')
     for name, text in CONVERSATION:
         browser.switch_to.frame(frames[name])

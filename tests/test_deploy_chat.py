@@ -2,34 +2,10 @@
 the room on /chat with join and leave notices; and examples/echo.py, still there."""
 import json
 import os
-import subprocess
 
-import pytest
 import websocket
 
-from conftest import free_port
-from test_deploy_apps.support import PYTHON, ROOT, programs, python_env  # noqa: F401
-from test_deploy_gunicorn import assert_echoes, http_get
-
-
-@pytest.fixture
-def chat_server(programs):  # noqa: F811
-    """The command of ``make run`` (with another port), started."""
-    port = free_port()
-    # --no-print-directory: under `make test` this make is a sub-make, which would add
-    # "Entering/Leaving directory" lines
-    dry_run = subprocess.run(['make', '--no-print-directory', '-n', 'run', 'PORT=%d' % port],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
-    command = dry_run.stdout.strip().splitlines()[-1].split()
-    assert command[1:] == ['examples/chat/app.py', '--host', '127.0.0.1', '--port', str(port)]
-    server = programs([PYTHON, *command[1:]], port, cwd=ROOT, env=python_env())
-    server.wait_for_output('chat room at')
-    return server
-
-
-def join(port, name):
-    return websocket.create_connection('ws://127.0.0.1:%d/chat?name=%s' % (port, name),
-                                       timeout=10)
+from helpers import PYTHON, ROOT, assert_echoes, free_port, http_get, join_chat, python_env
 
 
 def next_event(ws):
@@ -58,9 +34,9 @@ def test_websocket_on_root_echoes_text_and_binary(chat_server):
 
 
 def test_room_join_messages_and_leave(chat_server):
-    alice = join(chat_server.port, 'alice')
+    alice = join_chat(chat_server.port, 'alice')
     assert next_event(alice) == {'type': 'join', 'name': 'alice', 'online': ['alice']}
-    bob = join(chat_server.port, 'bob')
+    bob = join_chat(chat_server.port, 'bob')
     for ws in (alice, bob):
         assert next_event(ws) == {'type': 'join', 'name': 'bob', 'online': ['alice', 'bob']}
     bob.send('hi alice')
@@ -77,7 +53,7 @@ def test_room_join_messages_and_leave(chat_server):
     alice.close()
 
 
-def test_echo_example_still_runs(programs):  # noqa: F811
+def test_echo_example_still_runs(programs):
     port = free_port()
     server = programs([PYTHON, os.path.join('examples', 'echo.py'), '--port', str(port)],
                       port, cwd=ROOT, env=python_env())

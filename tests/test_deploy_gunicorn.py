@@ -1,20 +1,20 @@
 """gunicorn with ``-k geventws.gunicorn.GeventWebSocketWorker`` and two workers, serving the
-Flask and Bottle apps of test_deploy_apps: WebSocket and plain HTTP on one port, gunicorn's
-settings, graceful shutdown with 1001 and SIGHUP reloads."""
+Flask and Bottle apps of tests/apps: WebSocket and plain HTTP on one port, gunicorn's
+settings, graceful shutdown with 1001 and SIGHUP reloads, the frame-stack cache installed."""
 import json
 import os
 import signal
 import socket
 import ssl
 import time
-import urllib.request
 
 import pytest
 import websocket
 
-from conftest import free_port
-from test_deploy_apps.support import (HERE, PYTHON, ROOT, programs,  # noqa: F401
-                                      python_env, read_until_close, tls_files, ws_connect)
+from helpers import (APPS_DIR, PYTHON, ROOT, assert_echoes, assert_frame_stacks_as_expected,
+                     free_port, http_get, python_env, read_until_close, ws_connect)
+
+pytestmark = pytest.mark.gunicorn
 
 WORKER = 'geventws.gunicorn.GeventWebSocketWorker'
 APPS = ['flask_app:app', 'bottle_app:app']
@@ -25,29 +25,16 @@ QUICK_STOP = signal.SIGQUIT
 
 
 @pytest.fixture
-def gunicorn(programs):  # noqa: F811
+def gunicorn(programs):
     """``gunicorn(app, *options, worker=WORKER) -> Program`` with two workers on a free port,
     the access log on its output."""
     def start(app, *options, worker=WORKER):
         port = free_port()
         argv = [PYTHON, '-m', 'gunicorn', '-k', worker, '-w', '2', '-b', '127.0.0.1:%d' % port,
-                '--no-control-socket', '--graceful-timeout', '2', '--chdir', HERE,
+                '--no-control-socket', '--graceful-timeout', '2', '--chdir', APPS_DIR,
                 '--access-logfile', '-', *options, app]
         return programs(argv, port, env=python_env(), stop_signal=QUICK_STOP)
     return start
-
-
-def http_get(url, context=None, headers=None):
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        return response.read().decode('utf-8')
-
-
-def assert_echoes(ws):
-    ws.send('hello é')
-    assert ws.recv() == 'hello é'
-    ws.send_binary(b'\x00\xff' * 1000)
-    assert ws.recv() == b'\x00\xff' * 1000
 
 
 @pytest.mark.parametrize('app', APPS)
@@ -78,6 +65,17 @@ def test_access_log_shows_request_headers_of_an_upgraded_connection(gunicorn):
     ws.close()
     server.wait_for_output('GET /echo HTTP/1.1 101 agent=geventws-test-agent/1.0 '
                            'origin=http://example.test')
+
+
+def test_workers_install_the_frame_stack_cache(gunicorn):
+    """Each worker calls ``recycle_frame_stacks()`` as it starts (on the compiled path, from
+    CPython 3.11); the pure-Python run's workers must leave the allocator alone."""
+    server = gunicorn('flask_app:app')
+    pids = set()
+    for _ in range(4):
+        pids.add(assert_frame_stacks_as_expected(
+            'http://127.0.0.1:%d/framestacks' % server.port)['pid'])
+    assert pids <= set(worker_pids(server.output()))
 
 
 def test_flask_plain_route_declared_websocket(gunicorn):
@@ -217,7 +215,7 @@ def test_plain_gevent_worker_does_not_upgrade(gunicorn):
     assert 'no WebSocket support' in server.wait_for_output('GeventWebSocketWorker')
 
 
-def test_example_config_with_the_chat_example(programs):  # noqa: F811
+def test_example_config_with_the_chat_example(programs):
     port = free_port()
     server = programs([PYTHON, '-m', 'gunicorn', '-c', os.path.join(ROOT, 'examples',
                                                                     'gunicorn.conf.py'),

@@ -10,11 +10,10 @@ import ssl
 import pytest
 import websocket
 
-from conftest import free_port, require_tool
-from test_deploy_apps.support import (HERE, PYTHON, ROOT, programs, python_env,  # noqa: F401
-                                      tls_files)
-from test_deploy_gunicorn import assert_echoes
+from helpers import (APPS_DIR, PYTHON, ROOT, assert_echoes, free_port, python_env,
+                     require_tool)
 
+pytestmark = pytest.mark.proxy
 EXAMPLES = os.path.join(ROOT, 'examples', 'proxy')
 CLIENT = '127.0.0.2'   # the client's own loopback address, so that it differs from the proxy's
 SPOOFED = ['X-Forwarded-Proto: https', 'X-Forwarded-For: 198.51.100.66']
@@ -46,7 +45,7 @@ def render(example, path, replacements):
     return str(path)
 
 
-def start_nginx(programs, directory, port, tls_port, backend, tls):  # noqa: F811
+def start_nginx(programs, directory, port, tls_port, backend, tls):
     nginx = require_tool('nginx', 'reverse proxy tests')
     certfile, keyfile, _ = tls
     render('nginx.conf', directory / 'geventws.conf', [
@@ -63,7 +62,7 @@ def start_nginx(programs, directory, port, tls_port, backend, tls):  # noqa: F81
                      '-e', 'stderr', '-g', 'daemon off;'], port)
 
 
-def start_haproxy(programs, directory, port, tls_port, backend, tls):  # noqa: F811
+def start_haproxy(programs, directory, port, tls_port, backend, tls):
     haproxy = require_tool('haproxy', 'reverse proxy tests')
     certfile, keyfile, _ = tls
     pem = directory / 'haproxy.pem'   # HAProxy wants the chain and the key in one file
@@ -80,18 +79,18 @@ class Deployment:
     """The app (trusting 127.0.0.1, where the proxy connects from) behind a proxy listening
     on ``port`` (http, ws) and ``tls_port`` (https, wss)."""
 
-    def __init__(self, programs, directory, start_proxy, tls):  # noqa: F811
+    def __init__(self, programs, directory, start_proxy, tls):
         self.app_port, self.port, self.tls_port = free_port(), free_port(), free_port()
         self.cafile = tls[2]
         self.app = programs([PYTHON, '-m', 'geventws', 'serve', 'flask_app:app',
                              '--port', str(self.app_port), '--forwarded-allow-ips',
-                             '127.0.0.1'], self.app_port, cwd=HERE, env=python_env())
+                             '127.0.0.1'], self.app_port, cwd=APPS_DIR, env=python_env())
         self.proxy = start_proxy(programs, directory, self.port, self.tls_port,
                                  self.app_port, tls)
 
 
 @pytest.fixture(params=[start_nginx, start_haproxy], ids=['nginx', 'haproxy'])
-def deployment(request, programs, tmp_path, tls_files):  # noqa: F811
+def deployment(request, programs, tmp_path, tls_files):
     return Deployment(programs, tmp_path, request.param, tls_files)
 
 

@@ -1,7 +1,6 @@
 """``geventws.routing.Sockets``: WebSocket routes declared on Flask and Bottle apps, next to
 their own HTTP routes; and Bottle's own ``bottle.run(server='gevent', handler_class=...)``."""
 import os
-import sys
 import urllib.error
 
 import flask
@@ -9,14 +8,12 @@ import pytest
 import websocket
 from gevent.pywsgi import WSGIHandler
 
-from conftest import free_port
 from geventws.routing import Sockets
-from test_deploy_apps.support import HERE, PYTHON, ROOT, programs, python_env  # noqa: F401
-from test_deploy_gunicorn import assert_echoes, http_get
+from helpers import (PYTHON, ROOT, assert_echoes, free_port, http_get, import_app,
+                     python_env)
 
-sys.path.insert(0, HERE)   # the test apps import their shared part as gunicorn does
-import bottle_app  # noqa: E402
-import flask_app  # noqa: E402
+bottle_app = import_app('bottle_app')
+flask_app = import_app('flask_app')
 
 
 def flask_page_and_socket():
@@ -105,7 +102,7 @@ def test_sockets_need_flask_or_bottle():
         Sockets(object())
 
 
-def test_bottle_example_runs_bottle_gevent_server_with_our_handler(programs):  # noqa: F811
+def test_bottle_example_runs_bottle_gevent_server_with_our_handler(programs):
     port = free_port()
     programs([PYTHON, os.path.join('examples', 'bottle_app.py'), '--port', str(port)], port,
              cwd=ROOT, env=python_env())

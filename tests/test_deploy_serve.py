@@ -1,5 +1,6 @@
 """``python -m geventws serve module:app``: any WSGI app with WebSocket support, ws and wss,
-graceful SIGTERM with 1001; X-Forwarded-* believed from the proxies named and nobody else."""
+graceful SIGTERM with 1001; X-Forwarded-* believed from the proxies named and nobody else;
+the frame-stack cache installed."""
 import json
 import re
 import signal
@@ -8,21 +9,19 @@ import subprocess
 
 import pytest
 
-from conftest import free_port
 from geventws.io.forwarded import TrustedProxies
-from test_deploy_apps.support import (HERE, PYTHON, programs, python_env,  # noqa: F401
-                                      read_until_close, tls_files, ws_connect)
-from test_deploy_gunicorn import assert_echoes, http_get
+from helpers import (APPS_DIR, PYTHON, assert_echoes, assert_frame_stacks_as_expected,
+                     free_port, http_get, python_env, read_until_close, ws_connect)
 
 FORWARDED = {'X-Forwarded-Proto': 'wss', 'X-Forwarded-For': '203.0.113.7'}
 
 
 @pytest.fixture
-def geventws_serve(programs):  # noqa: F811
+def geventws_serve(programs):
     def start(app, *options):
         port = free_port()
         return programs([PYTHON, '-m', 'geventws', 'serve', app, '--port', str(port),
-                         *options], port, cwd=HERE, env=python_env())
+                         *options], port, cwd=APPS_DIR, env=python_env())
     return start
 
 
@@ -35,6 +34,14 @@ def test_serves_websocket_and_http(geventws_serve, app):
     ws = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
     assert_echoes(ws)
     ws.close()
+
+
+def test_the_frame_stack_cache_is_installed(geventws_serve):
+    """``serve`` calls ``recycle_frame_stacks()`` at start-up (on the compiled path, from
+    CPython 3.11); the pure-Python run's server must leave the allocator alone."""
+    server = geventws_serve('flask_app:app')
+    seen = assert_frame_stacks_as_expected('http://127.0.0.1:%d/framestacks' % server.port)
+    assert seen['pid'] == server.pid
 
 
 def test_wss_with_certfile_and_keyfile(geventws_serve, tls_files):
@@ -90,7 +97,7 @@ def test_forwarded_headers_from_allowed_proxies(geventws_serve):
     (['flask_app:app', '--certfile', 'cert.pem'], '--certfile and --keyfile go together'),
 ])
 def test_usage_errors(argv, error):
-    done = subprocess.run([PYTHON, '-m', 'geventws', 'serve', *argv, '--port', '0'], cwd=HERE,
+    done = subprocess.run([PYTHON, '-m', 'geventws', 'serve', *argv, '--port', '0'], cwd=APPS_DIR,
                           env=python_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert error in done.stderr

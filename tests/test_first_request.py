@@ -8,14 +8,12 @@ import threading
 import pytest
 from gevent.pywsgi import WSGIHandler
 
-from conftest import echo_app
 from geventws import WebSocketHandler
 from geventws.io import handler as handler_module
-from geventws.protocol.frames import OP_TEXT
 from geventws.io.requesthead import plain_upgrade_head
-from test_protocol import close_frame, frame
-from test_requesthead import BROWSER_UPGRADE, _without_date
-from test_server import TIMEOUT, RawClient, upgrade_headers
+from geventws.protocol.frames import OP_TEXT
+from helpers import (BROWSER_UPGRADE, TIMEOUT, RawClient, close_frame, echo_app, frame,
+                     upgrade_headers, without_date)
 
 KEY = b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
 UPGRADE = b'Host: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
@@ -102,7 +100,7 @@ def _exchange(port, request):
         while True:
             chunk = sock.recv(65536)
             if not chunk:
-                return _without_date(b''.join(chunks))
+                return without_date(b''.join(chunks))
             chunks.append(chunk)
 
 

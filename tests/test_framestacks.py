@@ -3,20 +3,16 @@ maps from the system) is kept for the next greenlet instead of being unmapped an
 again; everything else still goes to CPython's own allocator.
 
 The cache belongs to the compiled path, so each check runs in a fresh interpreter that uses
-it, whichever implementation the rest of this run tests."""
-import os
-import sys
+it, whichever implementation the rest of this run tests. That our servers install it
+(``geventws serve``, the gunicorn worker) is checked where they run: test_deploy_serve.py and
+test_deploy_gunicorn.py ask the test app's /framestacks page (apps/common.py)."""
 import textwrap
 
 import pytest
 
 import geventws
-from test_speedups import run_python
+from helpers import FORCED_PURE, FRAME_STACKS, run_python
 
-FORCED_PURE = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
-#: CPython 3.11 and later give each greenlet a frame stack of its own; before, there is
-#: nothing to keep and the cache is not installed.
-FRAME_STACKS = sys.version_info >= (3, 11)
 needs_frame_stacks = pytest.mark.skipif(not FRAME_STACKS, reason='no per-greenlet frame '
                                         'stacks before CPython 3.11')
 

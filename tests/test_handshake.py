@@ -6,7 +6,7 @@ import pytest
 from geventws.errors import HandshakeError
 from geventws.protocol.handshake import accept_key, validate_request
 from geventws.protocol.http import is_websocket_upgrade
-from test_server import RawClient, upgrade_headers
+from helpers import RawClient, upgrade_headers
 
 KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
 

@@ -17,11 +17,9 @@ import gevent
 import pytest
 from greenlet import getcurrent
 
-from conftest import echo_app
 from geventws import WebSocketHandler
 from geventws.protocol.frames import OP_BINARY, OP_TEXT
-from test_protocol import close_frame, frame
-from test_server import RawClient, upgrade_headers
+from helpers import RawClient, close_frame, echo_app, frame, upgrade_headers
 
 
 class RfileWatcher(WebSocketHandler):

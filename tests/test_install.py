@@ -17,10 +17,10 @@ import textwrap
 
 import pytest
 
-from conftest import require_tool
 import geventws
+from helpers import ROOT, require_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.network
 
 #: Run by the installed interpreter: imports geventws with every warning recorded, echoes a
 #: text message through a server and a client of the installed package, and prints what it saw.

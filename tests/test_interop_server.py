@@ -12,12 +12,11 @@ import time
 
 import pytest
 
-from conftest import require_tool
 from geventws import WebSocketHandler
+from helpers import NODE_DIR, require_node_ws
 
 TIMEOUT = 10
 SIZES = [0, 125, 126, 65536, 2 * 1024 * 1024]
-NODE_DIR = os.path.join(os.path.dirname(__file__), 'node')
 PING = 'interop ping'
 CLOSE = (4001, 'bye-bye')
 
@@ -239,10 +238,9 @@ def test_python_clients(interop_server, client_class):
     assert app.wait_close() == [CLOSE]
 
 
+@pytest.mark.node
 def test_node_ws(interop_server):
-    node = require_tool('node')
-    require_tool(os.path.join(NODE_DIR, 'node_modules', 'ws', 'package.json'),
-                 'run npm install in tests/node')
+    node = require_node_ws()
     server, app = interop_server
     result = subprocess.run([node, os.path.join(NODE_DIR, 'interop_client.js'), server.url],
                             capture_output=True, text=True, timeout=30)

@@ -2,28 +2,14 @@
 reset, the server holds no more greenlets (counted in the server's own thread) and the
 process no more file descriptors than before."""
 import gc
-import os
-import time
 import weakref
 
-import greenlet
 import websocket
 
-from conftest import echo_app
 from geventws.protocol.frames import OP_TEXT
-from test_protocol import close_frame, frame
-from test_server import RawClient
+from helpers import RawClient, close_frame, echo_app, fd_count, frame, greenlet_count, settled
 
 CONNECTIONS = 1000
-
-
-def _greenlets():
-    gc.collect()
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet))
-
-
-def _fds():
-    return len(os.listdir('/proc/self/fd'))
 
 
 def _clean(client):
@@ -56,29 +42,18 @@ def _reset_mid_frame(client):
 ENDINGS = [_clean, _protocol_error, _reset_after_echo, _reset_mid_frame]
 
 
-def _settled(measure, baseline, timeout=10):
-    """``measure()`` once it is back to ``baseline`` or below (connections that were reset
-    end in the server a moment after the client is gone), else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = measure()
-        if value <= baseline or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def test_no_greenlet_or_fd_left_after_1000_connections(serve):
     server = serve(echo_app)
-    greenlets_before = server.call(_greenlets)
-    fds_before = _fds()
+    greenlets_before = server.call(greenlet_count)
+    fds_before = fd_count()
 
     for i in range(CONNECTIONS):
         client = RawClient(server.port)
         client.handshake()
         ENDINGS[i % len(ENDINGS)](client)
 
-    assert _settled(lambda: server.call(_greenlets), greenlets_before) <= greenlets_before
-    assert _settled(_fds, fds_before) <= fds_before
+    assert settled(lambda: server.call(greenlet_count), greenlets_before) <= greenlets_before
+    assert settled(fd_count, fds_before) <= fds_before
 
 
 def test_a_finished_connection_is_freed_without_the_cycle_collector(serve):
@@ -101,7 +76,7 @@ def test_a_finished_connection_is_freed_without_the_cycle_collector(serve):
         peer.send('hello')
         assert peer.recv() == 'hello'
         peer.close()
-        alive = _settled(lambda: sum(ref() is not None for ref in kept), 0)
+        alive = settled(lambda: sum(ref() is not None for ref in kept), 0)
     finally:
         gc.enable()
     assert len(kept) == len(ENDINGS) + 1 and alive == 0

@@ -10,11 +10,13 @@ from geventws.protocol.hixie import (CLOSING_FRAME, HIXIE_75, HIXIE_76, HixieReq
                                      hixie76_answer, hixie76_key_number)
 from geventws.protocol.hixie import HixieConnection as Connection
 from geventws.limits import JOIN_LIMIT
+from helpers import KNOWN_ANSWERS
 
 DRAFTS = [75, 76]
 
 
-def messages(events):
+def only_messages(events):
+    """The data of ``events``, which must all be message events."""
     assert all(type(e) is MessageEvent for e in events), events
     return [e.data for e in events]
 
@@ -41,14 +43,14 @@ TEXTS = ['hello', '', 'h\u00e9llo w\u00f6rld \u20ac \U0001f600', 'x' * 70000]
 def test_text_frames_split_anywhere(draft, size):
     wire = b''.join(b'\x00' + t.encode('utf-8') + b'\xff' for t in TEXTS)
     conn = Connection(draft)
-    assert messages(feed_in_pieces(conn, wire, size)) == TEXTS
+    assert only_messages(feed_in_pieces(conn, wire, size)) == TEXTS
 
 
 @pytest.mark.parametrize('draft', DRAFTS)
 def test_two_messages_in_one_chunk_and_a_third_begun(draft):
     conn = Connection(draft)
-    assert messages(conn.receive_data(b'\x00one\xff\x00two\xff\x00thr')) == ['one', 'two']
-    assert messages(conn.receive_data(b'ee\xff')) == ['three']
+    assert only_messages(conn.receive_data(b'\x00one\xff\x00two\xff\x00thr')) == ['one', 'two']
+    assert only_messages(conn.receive_data(b'ee\xff')) == ['three']
 
 
 @pytest.mark.parametrize('draft', DRAFTS)
@@ -57,7 +59,7 @@ def test_kept_bytes_are_copied_from_a_reused_buffer(draft):
     conn = Connection(draft)
     assert conn.receive_data(memoryview(buffer)) == []
     buffer[:] = b'XXXX'
-    assert messages(conn.receive_data(memoryview(bytearray(b'def\xff')))) == ['abcdef']
+    assert only_messages(conn.receive_data(memoryview(bytearray(b'def\xff')))) == ['abcdef']
 
 
 @pytest.mark.parametrize('draft', DRAFTS)
@@ -72,14 +74,14 @@ def test_kept_bytes_are_copied_from_a_reused_buffer(draft):
 def test_other_frames_are_read_and_discarded(draft, frame, size):
     conn = Connection(draft)
     wire = b'\x00before\xff' + frame + b'\x00after\xff'
-    assert messages(feed_in_pieces(conn, wire, size)) == ['before', 'after']
+    assert only_messages(feed_in_pieces(conn, wire, size)) == ['before', 'after']
 
 
 @pytest.mark.parametrize('size', [1, 1000])
 def test_draft76_closing_frame(size):
     conn = Connection(76)
     events = feed_in_pieces(conn, b'\x00bye\xff\xff\x00\x00ignored\xff', size)
-    assert messages(events[:1]) == ['bye']
+    assert only_messages(events[:1]) == ['bye']
     assert [(type(e), e.code) for e in events[1:]] == [(CloseReceived, 1000)]
     assert conn.close_received == (1000, '') and conn.state == 'CLOSING'
     assert conn.receive_data(b'\x00more\xff') == []
@@ -89,7 +91,7 @@ def test_draft76_closing_frame(size):
 
 def test_draft75_has_no_closing_frame():
     conn = Connection(75)
-    assert messages(conn.receive_data(b'\xff\x00\x00still open\xff')) == ['still open']
+    assert only_messages(conn.receive_data(b'\xff\x00\x00still open\xff')) == ['still open']
     assert conn.close_received is None
 
 
@@ -104,7 +106,7 @@ def test_draft75_has_no_closing_frame():
 def test_invalid_utf8_fails_after_the_messages_before_it(draft, payload):
     conn = Connection(draft)
     events = conn.receive_data(b'\x00fine\xff\x00' + payload + b'\xff\x00never\xff')
-    assert messages(events[:-1]) == ['fine']
+    assert only_messages(events[:-1]) == ['fine']
     assert failure_code(events) == 1007
     assert conn.failure is not None and conn.state == 'CLOSING'
     assert conn.receive_data(b'\x00more\xff') == []
@@ -114,7 +116,7 @@ def test_invalid_utf8_fails_after_the_messages_before_it(draft, payload):
 @pytest.mark.parametrize('draft', DRAFTS)
 def test_message_at_the_limit_passes(draft):
     conn = Connection(draft, max_message_size=100)
-    assert messages(conn.receive_data(b'\x00' + b'a' * 100 + b'\xff')) == ['a' * 100]
+    assert only_messages(conn.receive_data(b'\x00' + b'a' * 100 + b'\xff')) == ['a' * 100]
 
 
 @pytest.mark.parametrize('draft', DRAFTS)
@@ -156,7 +158,7 @@ def test_draft76_tcp_close_is_never_clean():
 def test_text_frame_round_trip(draft, text):
     wire = b''.join(Connection(draft).send_message(text))
     assert wire == b'\x00' + text.encode('utf-8') + b'\xff'
-    assert messages(Connection(draft).receive_data(wire)) == [text]
+    assert only_messages(Connection(draft).receive_data(wire)) == [text]
 
 
 @pytest.mark.parametrize('draft', DRAFTS)
@@ -185,7 +187,7 @@ def test_draft76_close_sends_the_closing_frame_and_waits():
     conn = Connection(76)
     assert conn.send_close() == [CLOSING_FRAME]
     assert conn.state == 'CLOSING' and conn.close_received is None
-    assert messages(conn.receive_data(b'\x00late\xff')) == ['late']
+    assert only_messages(conn.receive_data(b'\x00late\xff')) == ['late']
     assert type(conn.receive_data(CLOSING_FRAME)[0]) is CloseReceived
     assert conn.state == 'CLOSED'
 
@@ -212,15 +214,6 @@ def test_only_the_two_drafts():
 
 
 # -- the draft-76 challenge -------------------------------------------------------------
-
-KNOWN_ANSWERS = [
-    # draft-76 section 1.3, the handshake example
-    ('4 @1  46546xW%0l 1 5', '12998 5 Y3 1  .P00', b'^n:ds[4U', b"8jKS'y:G*Co,Wxa-"),
-    # draft-76, the worked example of the server's opening handshake
-    ('18x 6]8vM;54 *(5:  {   U1]8  z [  8', '1_ tx7X d  <  nw  334J702) 7]o}` 0', b'Tm[K T2u',
-     b'fQJ,fN/4F4!~K~MH'),
-]
-
 
 @pytest.mark.parametrize('key1,key2,key3,answer', KNOWN_ANSWERS)
 def test_known_answers(key1, key2, key3, answer):

@@ -13,13 +13,10 @@ import pytest
 import trustme
 
 import geventws.io.handler
-from conftest import echo_app
 from geventws import UnsupportedOperation
 from geventws.protocol.frames import OP_TEXT
-from test_legacy import KNOWN_ANSWERS
-from test_leaks import _fds, _greenlets, _settled
-from test_protocol import close_frame, frame
-from test_server import RawClient, Recorder, TrackingHandler, recorder_server  # noqa: F401
+from helpers import (KNOWN_ANSWERS, RawClient, Recorder, TrackingHandler, close_frame,
+                     echo_app, fd_count, frame, greenlet_count, settled)
 
 KEY1, KEY2, KEY3, ANSWER = KNOWN_ANSWERS[1]
 ORIGIN = 'http://example.com'
@@ -477,12 +474,12 @@ def _reset_mid_frame(client):
 
 def test_no_greenlet_or_fd_left(serve):
     server = serve(echo_app)
-    greenlets_before = server.call(_greenlets)
-    fds_before = _fds()
+    greenlets_before = server.call(greenlet_count)
+    fds_before = fd_count()
     endings = [_clean_end, _invalid_utf8, _reset_mid_frame]
     for i in range(300):
         client = HixieClient(server.port, DRAFTS[i % 2])
         client.open()
         endings[i % 3](client)
-    assert _settled(lambda: server.call(_greenlets), greenlets_before) <= greenlets_before
-    assert _settled(_fds, fds_before) <= fds_before
+    assert settled(lambda: server.call(greenlet_count), greenlets_before) <= greenlets_before
+    assert settled(fd_count, fds_before) <= fds_before

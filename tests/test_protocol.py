@@ -10,39 +10,16 @@ import pytest
 
 from geventws.errors import ConnectionClosed
 from geventws.protocol.events import CloseReceived, Failure, MessageEvent, Ping, Pong
-from geventws.protocol.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
-                             mask)
 from geventws.protocol import CLOSED, CLOSING, OPEN, Connection
-
-KEY = b'\x12\x34\x56\x78'
-
-
-def frame(opcode, payload=b'', fin=True, rsv=0, masked=True, length=None):
-    """A frame as a client sends it; ``rsv`` (bits 4-6 of byte 0) and ``length`` may lie."""
-    n = len(payload) if length is None else length
-    b0 = opcode | (0x80 if fin else 0) | (rsv << 4)
-    mask_bit = 0x80 if masked else 0
-    if n < 126:
-        head = bytes((b0, mask_bit | n))
-    elif n < 65536:
-        head = struct.pack('!BBH', b0, mask_bit | 126, n)
-    else:
-        head = struct.pack('!BBQ', b0, mask_bit | 127, n)
-    return head + KEY + mask(payload, KEY) if masked else head + payload
-
-
-def close_frame(code, reason=b'', masked=False):
-    return frame(OP_CLOSE, struct.pack('!H', code) + reason, masked=masked)
+from geventws.protocol.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
+                                      OP_TEXT, mask)
+from helpers import PROTOCOL_ERRORS, close_frame, frame, message_data
 
 
 def feed(conn, data, bytewise=False):
     if not bytewise:
         return conn.receive_data(data)
     return [event for i in range(len(data)) for event in conn.receive_data(data[i:i + 1])]
-
-
-def messages(events):
-    return [e.data for e in events if type(e) is MessageEvent]
 
 
 def assert_failed(conn, events, code):
@@ -57,43 +34,6 @@ def assert_failed(conn, events, code):
     assert close[:2] == b'\x88' + bytes([len(close) - 2])
     assert struct.unpack('!H', close[2:4])[0] == code
     assert conn.state == CLOSED
-
-
-# Every framing error (code 1002), invalid payload (1007) and over-size message (1009).
-PROTOCOL_ERRORS = [
-    ('unmasked client frame', frame(OP_TEXT, b'hi', masked=False), 1002),
-    ('rsv1 without extension', frame(OP_TEXT, b'hi', rsv=4), 1002),
-    ('rsv2', frame(OP_BINARY, b'hi', rsv=2), 1002),
-    ('rsv3', frame(OP_PING, b'', rsv=1), 1002),
-    ('rsv all', frame(OP_TEXT, b'', rsv=7), 1002),
-    ('fragmented ping', frame(OP_PING, b'x', fin=False), 1002),
-    ('fragmented close', frame(OP_CLOSE, b'', fin=False), 1002),
-    ('ping of 126 bytes', frame(OP_PING, b'x' * 126), 1002),
-    ('pong of 126 bytes', frame(OP_PONG, b'x' * 126), 1002),
-    ('close of 126 bytes', frame(OP_CLOSE, b'\x03\xe8' + b'x' * 124), 1002),
-    ('continuation without a start', frame(OP_CONTINUATION, b'x'), 1002),
-    ('non-final continuation without a start', frame(OP_CONTINUATION, b'x', fin=False), 1002),
-    ('text inside a fragmented message',
-     frame(OP_TEXT, b'a', fin=False) + frame(OP_TEXT, b'b'), 1002),
-    ('binary inside a fragmented message',
-     frame(OP_BINARY, b'a', fin=False) + frame(OP_BINARY, b'b', fin=False), 1002),
-    ('close with 1-byte payload', frame(OP_CLOSE, b'\x03'), 1002),
-    ('64-bit length with its top bit set',
-     frame(OP_BINARY, length=1 << 63)[:14], 1002),
-    ('invalid UTF-8 text', frame(OP_TEXT, b'\xce\xba\xff'), 1007),
-    ('invalid UTF-8 across fragments',
-     frame(OP_TEXT, b'\xce', fin=False) + frame(OP_CONTINUATION, b'\x41'), 1007),
-    ('truncated UTF-8 at the end of a message', frame(OP_TEXT, b'a\xe2\x82'), 1007),
-    ('surrogate in text', frame(OP_TEXT, b'\xed\xa0\x80'), 1007),
-    ('code point over U+10FFFF', frame(OP_TEXT, b'\xf4\x90\x80\x80'), 1007),
-    ('invalid UTF-8 close reason', close_frame(1000, b'\xff', masked=True), 1007),
-    ('message over max_message_size', frame(OP_BINARY, b'x' * 1025), 1009),
-    ('fragments over max_message_size',
-     frame(OP_TEXT, b'x' * 1000, fin=False) + frame(OP_CONTINUATION, b'x' * 25), 1009),
-] + [('reserved opcode %d' % op, frame(op, b''), 1002) for op in (3, 4, 5, 6, 7, 11, 12, 13,
-                                                                   14, 15)] + [
-    ('invalid close code %d' % code, close_frame(code, masked=True), 1002)
-    for code in (0, 999, 1004, 1005, 1006, 1012 + 4, 1015, 1100, 2000, 2999, 5000, 65535)]
 
 
 @pytest.mark.parametrize('data,code', [e[1:] for e in PROTOCOL_ERRORS],
@@ -133,7 +73,7 @@ def test_valid_utf8_split_at_every_point():
         conn = Connection()
         data = (frame(OP_TEXT, payload[:cut], fin=False) +
                 frame(OP_CONTINUATION, payload[cut:]))
-        assert messages(feed(conn, data, bytewise=cut % 2 == 1)) == [text]
+        assert message_data(feed(conn, data, bytewise=cut % 2 == 1)) == [text]
 
 
 @pytest.mark.parametrize('data,expected', [
@@ -149,8 +89,8 @@ def test_messages(data, expected):
     for bytewise in (False, True):
         conn = Connection()
         events = feed(conn, data, bytewise)
-        assert messages(events) == expected
-        assert [type(m) for m in messages(events)] == [type(m) for m in expected]
+        assert message_data(events) == expected
+        assert [type(m) for m in message_data(events)] == [type(m) for m in expected]
 
 
 def test_control_frames_between_fragments():
@@ -212,7 +152,7 @@ def test_our_close_then_peer_close():
     # Messages still arrive while closing; pings are no longer answered.
     events = conn.receive_data(frame(OP_TEXT, b'in flight') + frame(OP_PING, b'p') +
                                close_frame(1001, masked=True))
-    assert messages(events) == ['in flight']
+    assert message_data(events) == ['in flight']
     assert type(events[-1]) is CloseReceived and events[-1].code == 1001
     assert conn.data_to_send() == b''
     assert conn.state == CLOSED
@@ -220,9 +160,9 @@ def test_our_close_then_peer_close():
 
 def test_max_message_size_is_inclusive():
     conn = Connection(max_message_size=10)
-    assert messages(conn.receive_data(frame(OP_BINARY, b'x' * 10))) == [b'x' * 10]
-    assert messages(conn.receive_data(frame(OP_TEXT, b'12345', fin=False) +
-                                      frame(OP_CONTINUATION, b'67890'))) == ['1234567890']
+    assert message_data(conn.receive_data(frame(OP_BINARY, b'x' * 10))) == [b'x' * 10]
+    assert message_data(conn.receive_data(frame(OP_TEXT, b'12345', fin=False) +
+                                          frame(OP_CONTINUATION, b'67890'))) == ['1234567890']
     assert_failed(conn, conn.receive_data(frame(OP_TEXT, b'x' * 11)), 1009)
 
 
@@ -266,7 +206,7 @@ def test_client_role_masks_and_refuses_masked_frames():
     conn = Connection(client=True)
     sent = b''.join(conn.send_message('Hello'))
     assert sent[:2] == b'\x81\x85' and mask(sent[6:], sent[2:6]) == b'Hello'
-    assert messages(conn.receive_data(frame(OP_TEXT, b'hi', masked=False))) == ['hi']
+    assert message_data(conn.receive_data(frame(OP_TEXT, b'hi', masked=False))) == ['hi']
     events = conn.receive_data(frame(OP_TEXT, b'hi', masked=True))
     assert type(events[-1]) is Failure and events[-1].error.code == 1002
     close = b''.join(conn.send_failure_close())

@@ -10,15 +10,7 @@ from gevent.pywsgi import WSGIHandler, headers_factory
 
 from geventws import WebSocketHandler
 from geventws.io import requesthead
-
-BROWSER_UPGRADE = (
-    b'Host: 127.0.0.1:8000\r\nConnection: Upgrade\r\nPragma: no-cache\r\n'
-    b'Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36'
-    b' (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\nUpgrade: websocket\r\n'
-    b'Origin: http://127.0.0.1:8000\r\nSec-WebSocket-Version: 13\r\n'
-    b'Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n'
-    b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-    b'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n')
+from helpers import BROWSER_UPGRADE, without_date
 
 # (head followed by what the server must leave unread, whether the fast path reads it)
 HEADS = {
@@ -154,14 +146,9 @@ def test_same_environ_as_pywsgi(name, serve):
     pywsgis = serve(_environ_app, PywsgiHeadHandler)
     responses = [_exchange(server.port, REQUESTS[name]) for server in (ours, pywsgis)]
     # The Date header may tick between the two responses.
-    assert _without_date(responses[0]) == _without_date(responses[1])
+    assert without_date(responses[0]) == without_date(responses[1])
     status = b' 400 ' if name in ('too many fields', 'line too long') else b' 200 '
     assert status in responses[0].split(b'\r\n', 1)[0]
-
-
-def _without_date(response):
-    return b'\r\n'.join(line for line in response.split(b'\r\n')
-                        if not line.startswith(b'Date: '))
 
 
 def test_every_geventws_handler_reads_heads_with_it():

@@ -3,9 +3,9 @@ so every byte the server sends can be checked: close codes for each protocol err
 close after them, the closing handshake, ordering, concurrency, the event API and the
 gevent-websocket compatible API, and plain HTTP through the same handler.
 
-``RawClient`` and ``Recorder`` are also used by test_handshake.py and test_leaks.py.
+Its raw-socket client and recording app (``RawClient``, ``Recorder``, ``TrackingHandler``)
+are in helpers.py, for the other modules that drive the server byte by byte.
 """
-import base64
 import os
 import socket
 import struct
@@ -16,183 +16,11 @@ import gevent
 import pytest
 from gevent.pywsgi import WSGIHandler
 
-from conftest import echo_app
 from geventws import ConnectionClosed, ProtocolError, WebSocketError, WebSocketHandler
-from test_protocol import PROTOCOL_ERRORS, close_frame, frame
-from geventws.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
-
-TIMEOUT = 5
-
-
-class RawClient:
-    """A WebSocket client made of a socket and nothing else: it sends what the test says,
-    however wrong, and reads exactly what the server sends."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(('127.0.0.1', port), timeout=TIMEOUT)
-        self.buf = b''
-
-    def request(self, headers=None, path='/', method='GET', version='HTTP/1.1', extra=b''):
-        """Send a request head (and ``extra`` bytes right behind it); return the status and
-        the lower-cased response headers."""
-        if headers is None:
-            headers = upgrade_headers()
-        head = '%s %s %s\r\n' % (method, path, version)
-        head += ''.join('%s: %s\r\n' % h for h in headers) + '\r\n'
-        self.sock.sendall(head.encode('latin-1') + extra)
-        return self.read_head()
-
-    def read_head(self):
-        while b'\r\n\r\n' not in self.buf:
-            self._fill()
-        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            name, value = line.split(':', 1)
-            headers[name.strip().lower()] = value.strip()
-        return status, headers
-
-    def handshake(self, **kw):
-        status, headers = self.request(**kw)
-        assert status == 101, (status, headers, self.buf)
-        return headers
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError('server closed the connection; buffered %r' % self.buf[:100])
-        self.buf += data
-
-    def _take(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def read_body(self):
-        """Everything until the server closes the connection."""
-        try:
-            while True:
-                self._fill()
-        except EOFError:
-            data, self.buf = self.buf, b''
-            return data
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def recv_frame(self):
-        """(opcode, payload, fin) of the next server frame, which must be unmasked with no
-        reserved bit set."""
-        b0, b1 = self._take(2)
-        assert not b1 & 0x80, 'server frames must not be masked'
-        assert not b0 & 0x70, 'reserved bits set by the server'
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack('!H', self._take(2))[0]
-        elif n == 127:
-            n = struct.unpack('!Q', self._take(8))[0]
-        return b0 & 0x0F, self._take(n), bool(b0 & 0x80)
-
-    def recv_message(self):
-        """The next data message (str or bytes), reassembled; control frames are skipped."""
-        parts, kind = [], None
-        while True:
-            opcode, payload, fin = self.recv_frame()
-            if opcode >= 8:
-                assert opcode != OP_CLOSE, 'close frame %r instead of a message' % payload
-                continue
-            if kind is None:
-                kind = opcode
-            parts.append(payload)
-            if fin:
-                data = b''.join(parts)
-                return data.decode('utf-8') if kind == OP_TEXT else data
-
-    def recv_close(self):
-        """(code, reason) of the server's close frame, which must come next."""
-        opcode, payload, _ = self.recv_frame()
-        assert opcode == OP_CLOSE, (opcode, payload[:50])
-        if not payload:
-            return 1005, ''
-        return struct.unpack('!H', payload[:2])[0], payload[2:].decode('utf-8')
-
-    def assert_eof(self):
-        """The server closed (at least its side of) the TCP connection, sending nothing more."""
-        assert self.buf == b''
-        assert self.sock.recv(1) == b''
-
-    def reset(self):
-        """Abort the connection: the server sees a TCP RST, not a FIN."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        self.sock.close()
-
-    def close(self):
-        self.sock.close()
-
-
-def upgrade_headers(key=None, version='13', protocols=None, **overrides):
-    headers = {'Host': '127.0.0.1', 'Upgrade': 'websocket', 'Connection': 'Upgrade',
-               'Sec-WebSocket-Key': key or base64.b64encode(os.urandom(16)).decode(),
-               'Sec-WebSocket-Version': version}
-    if protocols:
-        headers['Sec-WebSocket-Protocol'] = protocols
-    headers.update((name.replace('_', '-'), value) for name, value in overrides.items())
-    return [(name, value) for name, value in headers.items() if value is not None]
-
-
-class Recorder:
-    """An event-style app that records what it sees and echoes messages, with a way for the
-    test thread to wait until the handler is completely done with the connection."""
-
-    def __init__(self, on_open=None):
-        self.events = []
-        self.handled = threading.Semaphore(0)
-        self.on_open = on_open
-        self.websockets = []
-
-    def __call__(self, environ, start_response):
-        ws = environ['wsgi.websocket']
-        self.websockets.append(ws)
-        ws.onopen = lambda event: self._opened(ws)
-        ws.onmessage = lambda event: (self.events.append(('message', event.data)),
-                                      ws.send(event.data))
-        ws.onerror = lambda event: self.events.append(('error', event.error.code))
-        ws.onclose = lambda event: self.events.append(('close', event.code, event.reason))
-        return []
-
-    def _opened(self, ws):
-        self.events.append('open')
-        if self.on_open is not None:
-            self.on_open(ws)
-
-    def wait_handled(self, count=1):
-        for _ in range(count):
-            assert self.handled.acquire(timeout=TIMEOUT), 'handler did not finish'
-        return self.events
-
-
-class TrackingHandler(WebSocketHandler):
-    """Tells the app (a Recorder) when pywsgi's handler has finished with a connection."""
-
-    def handle(self):
-        try:
-            super().handle()
-        finally:
-            handled = getattr(self.application, 'handled', None)
-            if handled is not None:
-                handled.release()
-
-
-@pytest.fixture
-def recorder_server(serve):
-    def start(app=None, **options):
-        app = app if app is not None else Recorder()
-        server = serve(app, TrackingHandler.configure(**options))
-        return server, app
-    return start
+from geventws.protocol.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
+                                      OP_TEXT)
+from helpers import (PROTOCOL_ERRORS, TIMEOUT, RawClient, Recorder, close_frame, echo_app,
+                     frame)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The socket paths: direct syscalls, corking of answers to a batch, TCP_NODELAY, parking to read.
 
-A ``WebSocket`` runs over one end of a socket pair in this test's own hub; the other end is a
-plain blocking socket read without waiting, so a test sees exactly what was written before
-the sending greenlet yields.
+A ``WebSocket`` runs over one end of a socket pair in this test's own hub (the ``pair``
+fixture, conftest.py); the other end is a plain blocking socket read without waiting, so a
+test sees exactly what was written before the sending greenlet yields.
 """
 import os
 import socket
@@ -12,37 +12,8 @@ import gevent
 import gevent.socket
 import pytest
 
-from geventws.protocol import Connection
 from geventws.io.sockio import IOV_MAX, send_all, send_some, wait_readable
-from geventws.io.websocket import WebSocket
-from test_protocol import frame
-from test_server import RawClient
-
-
-@pytest.fixture
-def pair():
-    """(server WebSocket on a gevent socket, the peer's plain socket, a client protocol)."""
-    ours, peer = socket.socketpair()
-    ws = WebSocket()
-    ws._attach(gevent.socket.socket(fileno=ours.detach()), Connection())
-    yield ws, peer, Connection(client=True)
-    ws._terminate(1000, '', True)
-    peer.close()
-
-
-def written_now(peer):
-    """What the peer can read right now, without waiting."""
-    peer.setblocking(False)
-    try:
-        return peer.recv(1 << 20)
-    except BlockingIOError:
-        return b''
-    finally:
-        peer.setblocking(True)
-
-
-def send_messages(peer, client, *messages):
-    peer.sendall(b''.join(b''.join(client.send_message(m)) for m in messages))
+from helpers import RawClient, frame, send_messages, written_now
 
 
 def test_a_lone_message_goes_out_before_the_sender_yields(pair):

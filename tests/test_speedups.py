@@ -1,22 +1,9 @@
 """Which hot path is in use, the switch that forces the pure-Python one, and the warning when
 the compiled one is missing."""
-import os
-import subprocess
-import sys
-
 import geventws
 from geventws import speedups
 from geventws.protocol import frames
-
-FORCED_PURE = bool(os.environ.get('GEVENTWS_NO_EXTENSIONS'))
-
-
-def run_python(code, **env):
-    environ = dict(os.environ, **env)
-    environ.pop('GEVENTWS_NO_EXTENSIONS', None)
-    environ.update(env)
-    return subprocess.run([sys.executable, '-W', 'default', '-c', code], env=environ,
-                          capture_output=True, text=True, timeout=60)
+from helpers import FORCED_PURE, RawClient, frame, run_python
 
 
 def test_speedups_enabled_follows_the_switch():
@@ -85,8 +72,6 @@ def test_read_buffer_is_shared_per_thread_even_when_monkey_patched():
 def test_connections_sharing_the_read_buffer_keep_their_own_bytes(echo_server):
     """Half a frame from one client, a whole one from another, then the rest of the first:
     the leftover of the first read must survive the reads of the second connection."""
-    from test_protocol import frame
-    from test_server import RawClient
     first, second = RawClient(echo_server.port), RawClient(echo_server.port)
     first.handshake()
     second.handshake()

@@ -2,7 +2,7 @@
 ``websocket=True`` route, next to HTTP routes."""
 from flask import Flask, request
 
-from common import echo, whoami
+from common import echo, frame_stacks, whoami
 from geventws.routing import Sockets
 
 app = Flask(__name__)
@@ -17,6 +17,11 @@ def index():
 @app.route('/whoami')
 def whoami_page():
     return whoami(request.environ)
+
+
+@app.route('/framestacks')
+def frame_stacks_page():
+    return frame_stacks()
 
 
 @sockets.route('/echo')
