@@ -15,6 +15,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -86,6 +87,17 @@ def free_port():
 
 
 # -- servers in a thread ------------------------------------------------------------------
+
+def cooperative_server_context(ca, *names):
+    """A server's TLS context whose sockets cooperate with gevent's hub: gevent's own
+    ``SSLContext`` class. (``gevent.ssl.create_default_context`` gives the standard library's
+    class in a process that is not monkey-patched, and with it every read of a connection
+    blocks the server's whole thread.)"""
+    import gevent.ssl
+    context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
 
 class ThreadedServer:
     """A gevent WSGIServer serving ``app`` from its own thread.
@@ -456,6 +468,15 @@ KNOWN_ANSWERS = [
 
 
 # -- leak counting ------------------------------------------------------------------------
+
+def rss_kib():
+    """This process's resident memory in KiB (the servers of ThreadedServer run in it)."""
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    raise RuntimeError('no VmRSS in /proc/self/status')
+
 
 def greenlet_count():
     """How many greenlets exist in this process (after a full collection)."""

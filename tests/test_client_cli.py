@@ -7,11 +7,10 @@ import ssl
 import subprocess
 import sys
 
-import gevent.ssl
 import pytest
 import trustme
 
-from helpers import echo_app
+from helpers import cooperative_server_context, echo_app
 
 TIMEOUT = 20
 ENV = dict(os.environ, PYTHONIOENCODING='utf-8')
@@ -115,9 +114,7 @@ def raw_request_server():
 
 def test_wss_with_cafile(serve, tmp_path):
     ca = trustme.CA()
-    context = gevent.ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert('127.0.0.1').configure_cert(context)
-    server = serve(echo_app, ssl_context=context)
+    server = serve(echo_app, ssl_context=cooperative_server_context(ca, '127.0.0.1'))
     url = 'wss://127.0.0.1:%d/' % server.port
     ca.cert_pem.write_to_path(str(tmp_path / 'ca.pem'))
 

@@ -4,12 +4,11 @@ client certificates. Against python-websockets' server and ours."""
 import ssl
 import threading
 
-import gevent.ssl
 import pytest
 import trustme
 
 from geventws import WebSocketClient, connect
-from helpers import echo_app
+from helpers import cooperative_server_context, echo_app
 
 TIMEOUT = 10
 
@@ -22,9 +21,11 @@ def ca():
 def _server_context(ca, *names, client_ca=None, kind='websockets'):
     """A server's TLS context; gevent's class for our server, whose sockets must cooperate
     with its hub (a standard-library context would hand it blocking sockets)."""
-    module = gevent.ssl if kind == 'geventws' else ssl
-    context = module.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(context)
+    if kind == 'geventws':
+        context = cooperative_server_context(ca, *names)
+    else:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(context)
     if client_ca is not None:
         client_ca.configure_trust(context)
         context.verify_mode = ssl.CERT_REQUIRED

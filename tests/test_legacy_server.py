@@ -8,7 +8,6 @@ import ssl
 import threading
 import time
 
-import gevent.ssl
 import pytest
 import trustme
 
@@ -16,6 +15,7 @@ import geventws.io.handler
 from geventws import UnsupportedOperation
 from geventws.protocol.frames import OP_TEXT
 from helpers import (KNOWN_ANSWERS, RawClient, Recorder, TrackingHandler, close_frame,
+                     cooperative_server_context,
                      echo_app, fd_count, frame, greenlet_count, settled)
 
 KEY1, KEY2, KEY3, ANSWER = KNOWN_ANSWERS[1]
@@ -145,8 +145,7 @@ def test_handshake(serve, hixie_client, draft, key3_pieces, protocol, selected):
 @pytest.mark.parametrize('key3_pieces', [1, 3])
 def test_wss_location_and_key3_over_tls(serve, draft, key3_pieces):
     ca = trustme.CA()
-    server_context = gevent.ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert('localhost').configure_cert(server_context)
+    server_context = cooperative_server_context(ca, 'localhost')
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     client = HixieClient(serve(echo_app, ssl_context=server_context).port, draft)
