@@ -22,6 +22,7 @@ from .protocol.events import CloseEvent, ErrorEvent, MessageEvent, OpenEvent
 from .speedups import recycle_frame_stacks, speedups_enabled
 
 if TYPE_CHECKING:
+    from .io.broadcast import broadcast
     from .io.client import WebSocketClient, connect
     from .io.handler import WebSocketHandler
     from .io.websocket import WebSocket
@@ -31,12 +32,13 @@ __version__ = '0.1.0'
 
 #: The public names that need gevent, and the module each comes from.
 _LAZY = {'WebSocketHandler': '.io.handler', 'WebSocket': '.io.websocket',
-         'WebSocketClient': '.io.client', 'connect': '.io.client', 'Sockets': '.routing'}
+         'WebSocketClient': '.io.client', 'connect': '.io.client', 'Sockets': '.routing',
+         'broadcast': '.io.broadcast'}
 
 __all__ = ['WebSocketHandler', 'WebSocket', 'WebSocketError', 'ProtocolError',
            'HandshakeError', 'ConnectionClosed', 'MessageEvent', 'CloseEvent', 'ErrorEvent',
            'OpenEvent', 'speedups_enabled', 'connect', 'WebSocketClient', 'HandshakeTimeout',
-           'UnsupportedOperation', 'Sockets', 'recycle_frame_stacks']
+           'UnsupportedOperation', 'Sockets', 'recycle_frame_stacks', 'broadcast']
 
 
 def __getattr__(name: str) -> Any:

@@ -8,8 +8,8 @@ import _socket
 from typing import Any, Dict, Iterable, List, Mapping, Tuple, Union
 
 from .errors import ProtocolError
-from .protocol.events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEvent,
-                              OpenEvent, Ping, Pong)
+from .protocol.events import (CloseEvent, CloseReceived, Compressed, ErrorEvent, Failure,
+                              MessageEvent, OpenEvent, Ping, Pong)
 
 #: A binary payload: what ``send()`` takes as one binary message.
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -33,7 +33,7 @@ Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 ExtensionOffers = List[Tuple[str, List[Tuple[str, Union[str, None]]]]]
 
 #: What the protocol core reports for received bytes (``Connection.receive_data``).
-Event = Union[MessageEvent, Ping, Pong, CloseReceived, Failure]
+Event = Union[MessageEvent, Compressed, Ping, Pong, CloseReceived, Failure]
 #: What a message reader's ``feed`` returns: a whole message, ``(opcode, payload)`` for a
 #: control frame or a compressed message, or the error that ended the stream.
 ReaderItem = Union[MessageEvent, Tuple[int, bytes], ProtocolError]
@@ -41,4 +41,4 @@ ReaderItem = Union[MessageEvent, Tuple[int, bytes], ProtocolError]
 AppEvent = Union[OpenEvent, MessageEvent, ErrorEvent, CloseEvent]
 #: What waits in a WebSocket's queue: the app's events and the core's that are answered in
 #: their turn (the peer's close, a failure).
-QueuedEvent = Union[AppEvent, CloseReceived, Failure]
+QueuedEvent = Union[AppEvent, Compressed, CloseReceived, Failure]

@@ -17,15 +17,24 @@ gevent worker. Three more are applied here because gunicorn's pywsgi worker igno
   every open WebSocket is closed with 1001 "going away" at once, and the worker waits up to
   ``graceful_timeout`` for the closing handshakes (geventws.shutdown). SIGINT and SIGQUIT
   remain gunicorn's quick shutdown, which cuts connections.
+
+The connections' own options (``max_message_size``, ``max_queue``, ``close_timeout``,
+``ping_interval``, ``ping_timeout``, ``write_limit``: geventws.limits) are not gunicorn's, so
+gunicorn's command line does not know them. Set them in the config file with a configured
+worker class, ``worker_class = GeventWebSocketWorker.configure(ping_interval=10)``, or in the
+environment as ``GEVENTWS_PING_INTERVAL=10`` (gunicorn's ``--env`` or ``raw_env`` work too);
+the config file's values win.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 from .io.handler import WebSocketHandler, request_headers_from_environ
+from .limits import CONNECTION_OPTIONS
 from .shutdown import OpenWebSockets
 from .speedups import recycle_frame_stacks
 
@@ -68,6 +77,28 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
     """``-k geventws.gunicorn.GeventWebSocketWorker``."""
 
     wsgi_handler = GunicornWebSocketHandler
+    #: The connections' options given to ``configure`` (the config file's way).
+    options: dict[str, Any] = {}
+
+    @classmethod
+    def configure(cls, **options: Any) -> type[GeventWebSocketWorker]:
+        """A worker class whose connections have these options (``max_queue``,
+        ``ping_interval``, ...: ``WebSocketHandler.configure``'s), for a config file's
+        ``worker_class``."""
+        unknown = set(options) - set(CONNECTION_OPTIONS)
+        if unknown:
+            raise TypeError('unknown connection option(s): %s' % ', '.join(sorted(unknown)))
+        return type(cls.__name__, (cls,), {'options': {**cls.options, **options}})
+
+    @staticmethod
+    def environment_options() -> dict[str, Any]:
+        """The connections' options set as ``GEVENTWS_NAME`` in the environment."""
+        options = {}
+        for name, parse in CONNECTION_OPTIONS.items():
+            value = os.environ.get('GEVENTWS_' + name.upper())
+            if value is not None:
+                options[name] = parse(value)
+        return options
 
     def init_process(self) -> None:
         # Runs in the worker after the fork; gunicorn's init_process then runs the worker.
@@ -76,7 +107,8 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
         self.servers: list[Any] = []
         self.wsgi_handler = self.wsgi_handler.configure(
             registry=self.websockets, keepalive=self.cfg.keepalive,
-            forwarded_allow_ips=self.cfg.forwarded_allow_ips)
+            forwarded_allow_ips=self.cfg.forwarded_allow_ips,
+            **{**self.environment_options(), **self.options})
         super().init_process()
 
     def server_class(self, *args: Any, **kwargs: Any) -> Any:

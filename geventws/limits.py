@@ -1,4 +1,7 @@
 """Every limit and timeout of geventws, with its safe default, in one place."""
+from __future__ import annotations
+
+from typing import Callable
 
 #: Largest message (after reassembly and decompression) accepted from a peer; over it the
 #: connection is closed with 1009. 16 MiB holds Autobahn's largest cases (9.x).
@@ -12,10 +15,31 @@ CLOSE_TIMEOUT = 5.0
 #: recv() returns what is there and the buffer is freed with the bytes object.
 READ_SIZE = 256 * 1024
 
-#: A read shorter than this most likely emptied the socket (a lone small message), so the
-#: next read waits for readability first rather than paying an EAGAIN; after a longer one
-#: (a large message streaming in) the next read is tried at once.
-SMALL_READ = 4096
+#: Messages received that may wait for the app (``receive()``, ``onmessage``) before reading
+#: pauses, so that TCP pushes back on the peer: a queue never holds more than this many
+#: messages, nor more than ``max_message_size`` bytes, plus what one read brought.
+MAX_QUEUE = 16
+
+#: Keepalive: seconds between pings, and seconds to wait for the peer's pong (or any other
+#: data) before the connection is closed with 1011; None turns either off.
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
+
+#: Bytes of answers held back (corked) while received messages still wait for the app; past
+#: it they are written, and the sender waits for the socket like any other.
+CORK_LIMIT = 256 * 1024
+
+#: Bytes ``broadcast()`` lets wait for a connection that reads slowly before it skips (or
+#: closes) it.
+WRITE_LIMIT = 1024 * 1024
+
+#: Messages one connection hands to the app in a row before it lets the others run: a peer
+#: that floods keeps nobody else waiting for longer than this much work.
+FAIR_MESSAGES = 64
+
+#: Seconds the answer to the peer's close may wait for the app to take the messages that
+#: arrived before it (so that it can still answer them); with none waiting, it goes at once.
+CLOSE_ANSWER_GRACE = 0.05
 
 #: Payloads up to this size are joined with their frame header into one write; larger ones
 #: are written after the header without the copy a concatenation would cost.
@@ -37,3 +61,17 @@ HIXIE76_KEY3_TIMEOUT = 10.0
 #: refused with 400 exactly when pywsgi alone would refuse it (geventws.io.requesthead).
 MAX_HEADER_LINE = 65536
 MAX_HEADER_LINES = 100
+
+
+def _seconds_or_off(text: str) -> float | None:
+    return None if text.strip().lower() in ('none', 'off') else float(text)
+
+
+#: The options of each WebSocket connection that a server takes in every place it is
+#: configured (``WebSocketHandler.configure(name=...)``, ``geventws serve --name``, the gunicorn
+#: worker's ``GEVENTWS_NAME`` or ``GeventWebSocketWorker.configure``): name -> what makes its
+#: value of a string.
+CONNECTION_OPTIONS: dict[str, Callable[[str], object]] = {
+    'max_message_size': int, 'max_queue': int, 'close_timeout': float,
+    'ping_interval': _seconds_or_off, 'ping_timeout': _seconds_or_off, 'write_limit': int,
+}

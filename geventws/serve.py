@@ -18,6 +18,8 @@ import signal
 import sys
 from typing import Any, Sequence
 
+from . import limits
+from .limits import CONNECTION_OPTIONS
 from .speedups import recycle_frame_stacks
 
 GRACEFUL_TIMEOUT = 10.0
@@ -37,7 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "addresses or networks, or '*' (default: none)")
     parser.add_argument('--graceful-timeout', type=float, default=GRACEFUL_TIMEOUT,
                         help='seconds to let connections finish on SIGTERM/SIGINT (%(default)s)')
+    for name, parse in CONNECTION_OPTIONS.items():
+        parser.add_argument('--' + name.replace('_', '-'), type=parse, dest=name,
+                            default=argparse.SUPPRESS, metavar='VALUE',
+                            help='each connection\'s %s (default %s%s)' % (
+                                name, getattr(limits, name.upper()),
+                                '; none: off' if parse is not int and 'ping' in name else ''))
     args = parser.parse_args(argv)
+    options = {name: getattr(args, name) for name in CONNECTION_OPTIONS if hasattr(args, name)}
     if bool(args.certfile) != bool(args.keyfile):
         parser.error('--certfile and --keyfile go together')
 
@@ -48,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, AttributeError, ValueError) as exc:
         parser.error('cannot load %s: %s' % (args.app, exc))
     server = make_server(app, args.host, args.port, certfile=args.certfile,
-                         keyfile=args.keyfile, forwarded_allow_ips=args.forwarded_allow_ips)
+                         keyfile=args.keyfile, forwarded_allow_ips=args.forwarded_allow_ips,
+                         options=options)
     recycle_frame_stacks()   # this process is a server: a greenlet per connection
     print('serving %s at %s' % (args.app, ' and '.join(urls(server))), flush=True)
     serve_until_stopped(server, args.graceful_timeout)
@@ -72,16 +82,18 @@ def load_app(spec: str) -> Any:
 def make_server(app: Any, host: str = '127.0.0.1', port: int = 8000,
                 certfile: str | None = None, keyfile: str | None = None,
                 forwarded_allow_ips: str | Sequence[str] | None = None,
-                **server_kw: Any) -> Any:
+                options: dict[str, Any] | None = None, **server_kw: Any) -> Any:
     """A bound, not yet serving, ``WSGIServer`` with a ``WebSocketHandler`` (a
-    ``geventws.shutdown.StoppableHandler``) that ``serve_until_stopped`` can stop gracefully."""
+    ``geventws.shutdown.StoppableHandler``) that ``serve_until_stopped`` can stop gracefully;
+    ``options``: the connections' (``WebSocketHandler.configure``)."""
     from gevent.pool import Pool
     from gevent.pywsgi import WSGIServer
 
     from .shutdown import OpenWebSockets, StoppableHandler
 
     handler = StoppableHandler.configure(registry=OpenWebSockets(), waiting=set(),
-                                         forwarded_allow_ips=forwarded_allow_ips)
+                                         forwarded_allow_ips=forwarded_allow_ips,
+                                         **(options or {}))
     server_kw.setdefault('spawn', Pool())   # so that stopping can wait for the connections
     if certfile:
         server_kw.update(certfile=certfile, keyfile=keyfile)

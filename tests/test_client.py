@@ -317,7 +317,7 @@ def test_frames_sent_with_the_101_are_not_lost(raw_server):
     assert list(ws) == ['early %d' % i for i in range(50)] + [b'\x00\xff']
     assert (ws.close_code, ws.close_reason) == (1001, 'going')
     fin, opcode, masked, key, payload = server.outcome()
-    assert (opcode, masked, payload) == (0x8, True, struct.pack('!H', 1001))
+    assert (opcode, masked, payload) == (0x8, True, struct.pack('!H', 1001) + b'going')
 
 
 def test_client_frames_are_masked_with_a_fresh_key(raw_server):
@@ -420,7 +420,7 @@ def test_valid_sequences_from_the_server(raw_server, frames, messages, replies, 
     ws = connect(server.url, timeout=TIMEOUT)
     assert list(ws) == messages
     assert (ws.close_code, ws.close_reason) == (1000, 'done \u2713')
-    assert server.outcome() == replies + [(0x8, struct.pack('!H', 1000))]
+    assert server.outcome() == replies + [(0x8, struct.pack('!H', 1000) + 'done \u2713'.encode())]
 
 
 def test_max_message_size(raw_server):

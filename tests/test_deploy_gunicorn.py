@@ -257,3 +257,49 @@ def test_worker_connections_caps_open_websockets_per_worker(gunicorn):
         assert third.recv(100).startswith(b'HTTP/1.1 101 Switching Protocols')
     assert_echoes(second)
     second.close()
+
+
+# -- the connections' options ------------------------------------------------------------------
+
+OPTIONS = {'max_message_size': 100000, 'max_queue': 4, 'close_timeout': 2.0,
+           'ping_interval': 0.3, 'ping_timeout': None, 'write_limit': 1000}
+
+
+def _options_of(port):
+    ws = ws_connect('ws://127.0.0.1:%d/options' % port)
+    try:
+        return json.loads(ws.recv())
+    finally:
+        ws.close()
+
+
+def test_connection_options_from_the_environment(programs):
+    port = free_port()
+    env = python_env(GEVENTWS_MAX_MESSAGE_SIZE='100000', GEVENTWS_MAX_QUEUE='4',
+                     GEVENTWS_CLOSE_TIMEOUT='2', GEVENTWS_PING_INTERVAL='0.3',
+                     GEVENTWS_PING_TIMEOUT='none', GEVENTWS_WRITE_LIMIT='1000')
+    programs([PYTHON, '-m', 'gunicorn', '-k', WORKER, '-w', '2', '-b', '127.0.0.1:%d' % port,
+              '--no-control-socket', '--chdir', APPS_DIR, 'flask_app:app'], port, env=env,
+             stop_signal=QUICK_STOP)
+    for _ in range(4):   # whichever worker answers
+        assert _options_of(port) == OPTIONS
+
+
+def test_connection_options_from_a_config_file(programs, tmp_path):
+    config = tmp_path / 'gunicorn.conf.py'
+    config.write_text('from geventws.gunicorn import GeventWebSocketWorker\n'
+                      'worker_class = GeventWebSocketWorker.configure(%s)\n'
+                      % ', '.join('%s=%r' % item for item in OPTIONS.items()))
+    port = free_port()
+    programs([PYTHON, '-m', 'gunicorn', '-c', str(config), '-w', '2',
+              '-b', '127.0.0.1:%d' % port, '--no-control-socket', '--chdir', APPS_DIR,
+              'flask_app:app'], port, env=python_env(GEVENTWS_MAX_QUEUE='99'),
+             stop_signal=QUICK_STOP)
+    for _ in range(4):
+        assert _options_of(port) == OPTIONS   # the config file's win over the environment
+
+
+def test_configure_checks_the_options():
+    from geventws.gunicorn import GeventWebSocketWorker
+    with pytest.raises(TypeError):
+        GeventWebSocketWorker.configure(ping_intreval=1)

@@ -10,8 +10,10 @@ import subprocess
 import pytest
 
 from geventws.io.forwarded import TrustedProxies
-from helpers import (APPS_DIR, PYTHON, assert_echoes, assert_frame_stacks_as_expected,
-                     free_port, http_get, python_env, read_until_close, ws_connect)
+from geventws.protocol.frames import OP_PING
+from helpers import (APPS_DIR, PYTHON, RawClient, assert_echoes,
+                     assert_frame_stacks_as_expected, free_port, http_get, python_env,
+                     read_until_close, ws_connect)
 
 FORWARDED = {'X-Forwarded-Proto': 'wss', 'X-Forwarded-For': '203.0.113.7'}
 
@@ -148,3 +150,27 @@ def test_idle_keep_alive_connections_do_not_hold_up_the_stop(geventws_serve):
         assert read_until_close(ws) == ([], (1001, 'server shutting down'))
         assert idle.recv(1) == b''   # ended at once, not after the 600 s
         assert server.wait() == 0
+
+
+OPTIONS = {'max_message_size': 100000, 'max_queue': 4, 'close_timeout': 2.0,
+           'ping_interval': 0.3, 'ping_timeout': None, 'write_limit': 1000}
+
+
+def test_connection_options(geventws_serve):
+    server = geventws_serve('flask_app:app', '--max-message-size', '100000', '--max-queue', '4',
+                            '--close-timeout', '2', '--ping-interval', '0.3',
+                            '--ping-timeout', 'none', '--write-limit', '1000')
+    ws = ws_connect('ws://127.0.0.1:%d/options' % server.port)
+    assert json.loads(ws.recv()) == OPTIONS
+    ws.close()
+
+
+def test_keepalive_closes_a_client_that_answers_no_ping(geventws_serve):
+    server = geventws_serve('flask_app:app', '--ping-interval', '0.2', '--ping-timeout', '0.2')
+    client = RawClient(server.port)
+    client.handshake(path='/echo')
+    opcode, payload, _ = client.recv_frame()
+    assert opcode == OP_PING    # not answered: a raw socket does nothing by itself
+    assert client.recv_close() == (1011, 'keepalive ping timeout')
+    client.assert_eof()
+    client.close()

@@ -95,7 +95,7 @@ def test_client_initiated_close(recorder_server, client_of, payload, code, reaso
     server, app = recorder_server()
     client = client_of(server)
     client.send(frame(OP_CLOSE, payload))
-    assert client.recv_close() == (code, '')
+    assert client.recv_close() == (code, reason)   # the echo carries its reason too
     client.assert_eof()
     assert app.wait_handled() == ['open', ('close', code, reason)]
 
@@ -326,7 +326,7 @@ def test_event_style_of_the_issue(serve, client_of):
     assert client.recv_message() == 'ünïcode'
     assert client.recv_message() == b'\x00\xff'
     client.send(close_frame(4000, b'finished', masked=True))
-    assert client.recv_close() == (4000, '')
+    assert client.recv_close() == (4000, 'finished')
     client.assert_eof()
     assert done.wait(TIMEOUT)
     assert closes == [(4000, 'finished')]

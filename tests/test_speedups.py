@@ -52,7 +52,7 @@ def test_read_buffer_is_shared_per_thread_even_when_monkey_patched():
     code = '\n'.join([
         'from gevent import monkey; monkey.patch_all()',
         'import gevent, threading',
-        'from geventws.io.websocket import _read_buffer',
+        'from geventws.io.sockio import read_buffer as _read_buffer',
         'mine = [gevent.spawn(_read_buffer) for _ in range(3)]',
         'gevent.joinall(mine)',
         'same = len({id(g.value) for g in mine}) == 1',

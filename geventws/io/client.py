@@ -16,7 +16,8 @@ from gevent import socket as gsocket
 from gevent import ssl as gssl
 
 from ..errors import ConnectionClosed, HandshakeError, HandshakeTimeout, WebSocketError
-from ..limits import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, MAX_RESPONSE_HEAD, OPEN_TIMEOUT, READ_SIZE
+from ..limits import (CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, MAX_QUEUE, MAX_RESPONSE_HEAD,
+                      OPEN_TIMEOUT, PING_INTERVAL, PING_TIMEOUT, READ_SIZE, WRITE_LIMIT)
 from ..protocol import deflate, handshake
 from ..protocol.connection import Connection
 from ..protocol.events import ErrorEvent
@@ -77,7 +78,9 @@ class WebSocketClient(WebSocket):
     wss:// (default: the system's CAs, hostname checked); ``max_message_size``;
     ``close_timeout`` for the closing handshake and the server's TCP close after it;
     ``compression``: permessage-deflate, offered by default (True), None to not offer it,
-    or a dict of ``geventws.protocol.deflate.DeflateOptions`` arguments.
+    or a dict of ``geventws.protocol.deflate.DeflateOptions`` arguments; ``max_queue``
+    messages waiting before reading pauses; keepalive's ``ping_interval`` and
+    ``ping_timeout`` (seconds, None: off); ``write_limit`` for ``broadcast()``.
     """
 
     origin = None    # the Origin we send, where the server side reads the client's
@@ -89,8 +92,13 @@ class WebSocketClient(WebSocket):
                  ssl_context: ssl.SSLContext | None = None,
                  max_message_size: int = MAX_MESSAGE_SIZE,
                  close_timeout: float = CLOSE_TIMEOUT,
-                 compression: CompressionOption = True) -> None:
-        super().__init__(url=url, version=13, close_timeout=close_timeout)
+                 compression: CompressionOption = True, max_queue: int = MAX_QUEUE,
+                 ping_interval: float | None = PING_INTERVAL,
+                 ping_timeout: float | None = PING_TIMEOUT,
+                 write_limit: int = WRITE_LIMIT) -> None:
+        super().__init__(url=url, version=13, close_timeout=close_timeout,
+                         max_queue=max_queue, ping_interval=ping_interval,
+                         ping_timeout=ping_timeout, write_limit=write_limit)
         self.target = Target(url)
         self.path = self.target.path
         self.protocols = list(protocols or ())
@@ -239,7 +247,8 @@ def connect(url: str, **options: Any) -> WebSocketClient:
     """Open a WebSocket connection and return it (a ``WebSocketClient``, open); raises
     ``OSError`` or ``HandshakeError`` if it cannot be opened. Options as ``WebSocketClient``:
     ``protocols``, ``headers``, ``origin``, ``timeout``, ``ssl_context``,
-    ``max_message_size``, ``close_timeout``, ``compression``."""
+    ``max_message_size``, ``close_timeout``, ``compression``, ``max_queue``,
+    ``ping_interval``, ``ping_timeout``, ``write_limit``."""
     ws = WebSocketClient(url, **options)
     ws.connect()
     return ws

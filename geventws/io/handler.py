@@ -24,13 +24,14 @@ from gevent import pywsgi
 from gevent.pywsgi import Input, WSGIHandler, unquote_latin1
 
 from ..errors import ConnectionClosed, HandshakeError
-from ..limits import CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE
+from ..limits import (CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE, MAX_QUEUE,
+                      PING_INTERVAL, PING_TIMEOUT, WRITE_LIMIT)
 from ..protocol import deflate, handshake, hixie
 from ..protocol.connection import Connection
 from ..protocol.http import is_websocket_upgrade
 from .forwarded import TrustedProxies
 from .requesthead import add_environ_field, plain_upgrade_head, read_request_head
-from .sockio import raw_socket, send_all
+from .sockio import send_all
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -85,6 +86,13 @@ class WebSocketHandler(WSGIHandler):
 
     max_message_size = MAX_MESSAGE_SIZE
     close_timeout = CLOSE_TIMEOUT
+    #: Messages that may wait for the app before reading pauses (geventws.limits.MAX_QUEUE).
+    max_queue = MAX_QUEUE
+    #: Keepalive: seconds between pings and to wait for the pong; None turns either off.
+    ping_interval: float | None = PING_INTERVAL
+    ping_timeout: float | None = PING_TIMEOUT
+    #: Bytes ``broadcast()`` lets wait for a connection that reads slowly.
+    write_limit = WRITE_LIMIT
     #: permessage-deflate (RFC 7692): True for the defaults, None to disable, or a dict of
     #: ``geventws.protocol.deflate.DeflateOptions`` arguments.
     compression: CompressionOption = True
@@ -130,7 +138,8 @@ class WebSocketHandler(WSGIHandler):
     @classmethod
     def configure(cls, **options: Any) -> type[WebSocketHandler]:
         """A subclass with other options: ``max_message_size``, ``close_timeout``,
-        ``compression``, ``forwarded_allow_ips``, ``registry``."""
+        ``max_queue``, ``ping_interval``, ``ping_timeout``, ``write_limit``, ``compression``,
+        ``forwarded_allow_ips``, ``registry``."""
         for name in options:
             if name.startswith('_') or not hasattr(cls, name) or callable(getattr(cls, name)):
                 raise TypeError('unknown WebSocketHandler option %r' % name)
@@ -234,7 +243,9 @@ class WebSocketHandler(WSGIHandler):
         return WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
                                                                     headers),
                          environ=self.environ, version=_version(request.version),
-                         close_timeout=self.close_timeout)
+                         close_timeout=self.close_timeout, max_queue=self.max_queue,
+                         ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                         write_limit=self.write_limit)
 
     def _run_websocket_app(self, ws: WebSocket) -> None:
         result = None
@@ -310,7 +321,7 @@ class WebSocketHandler(WSGIHandler):
         lines.append('\r\n')
         data = ''.join(lines).encode('latin-1') + body
         sock = self.socket
-        send_all(sock, raw_socket(sock), [data])   # no getsockopt per answer, as sendall has
+        send_all(sock, [data])   # no getsockopt per answer, as sendall has
         self.status = status.encode('latin-1')
         self._orig_status = status
         self.code = int(status[:3])

@@ -1,125 +1,101 @@
-"""Reads and writes of the WebSocket hot path with the fewest syscalls and Python calls.
+"""Socket reads and writes with the fewest syscalls and Python calls.
 
 gevent's socket methods are written for every kind of socket: ``sendall`` asks the kernel for
-the send buffer size (a ``getsockopt``) and loops over chunks even for 40 bytes, and
-``recv_into`` tries the read first, which after a short read is an EAGAIN syscall and an
-exception before it waits. For a plain gevent TCP socket with no timeout, these helpers call
-the OS-level socket under it directly, write a list of frames with one ``sendmsg``, and after
-a read that did not fill the buffer wait for readability before reading again. Anything else
-(TLS, a socket with a timeout) goes through gevent's own methods.
+the send buffer size (a ``getsockopt``) and loops over chunks even for 40 bytes. For a plain
+gevent TCP socket, the I/O layer calls the OS-level socket under it directly, without
+blocking: the hub's io watchers say when to read and when to write again, and a list of
+frames goes out with one ``sendmsg``. Anything else (TLS, a socket with a timeout) goes
+through gevent's own methods.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import gevent.socket
-from greenlet import getcurrent
+from gevent.monkey import get_original
 
+from ..limits import READ_SIZE
 from ..protocol import Connection
 from ..speedups import Channel
 
 if TYPE_CHECKING:
-    from .._types import Buffers, RawSocket, Socket
+    from .._types import Buffers, BytesLike, RawSocket, Socket
     from ..protocol.hixie import HixieConnection
 
 #: Buffers given to one ``sendmsg`` (Linux refuses more than 1024).
 IOV_MAX = 1024
 
+_per_thread = get_original('threading', 'local')()   # per OS thread even when monkey-patched
+
+
+def read_buffer() -> memoryview:
+    """This thread's read buffer (a memoryview), shared by every connection its hub serves:
+    what one read brings is parsed before anything can switch greenlets, and the protocol
+    objects copy what they keep, so an idle connection holds no buffer."""
+    try:
+        return _per_thread.read_buffer
+    except AttributeError:
+        _per_thread.read_buffer = buffer = memoryview(bytearray(READ_SIZE))
+        return buffer
+
 
 def raw_socket(sock: Socket) -> RawSocket | None:
-    """The non-blocking OS-level socket under ``sock`` when it is a plain gevent socket
-    (whose methods only add the waiting), else None."""
-    if type(sock) is gevent.socket.socket:
+    """The non-blocking OS-level socket under ``sock`` when it is a plain gevent socket with
+    no timeout (whose methods only add the waiting), else None."""
+    if type(sock) is gevent.socket.socket and sock.timeout is None:
         return sock._sock
     return None
 
 
 def open_channel(sock: Socket, raw: RawSocket | None,
-                 conn: Connection | HixieConnection, buffer: bytearray) -> Any:
+                 conn: Connection | HixieConnection) -> Any:
     """The compiled ``Channel`` (geventws.io._channel) for RFC 6455 connection ``conn`` on
     ``sock`` when it can serve it: a plain gevent socket (``raw`` is its OS-level socket)
-    with no timeout, and the speedups built. Else None, and the helpers below do the work.
-    ``buffer``: the thread's shared read buffer (a bytearray)."""
-    if (Channel is None or raw is None or sock.timeout is not None
-            or type(conn) is not Connection):
+    and the speedups built. Else None, and the Python methods do the work."""
+    if Channel is None or raw is None or type(conn) is not Connection:
         return None
-    return Channel(sock, raw, conn, buffer)
+    return Channel(sock, raw, conn, read_buffer().obj)
 
 
-def recv_into(sock: Socket, raw: RawSocket | None, buffer: memoryview,
-              wait_first: bool) -> int:
-    """Read into ``buffer``; ``wait_first``: the last read emptied the socket, so wait
-    for readability before the syscall rather than after an EAGAIN."""
-    if raw is None or sock.timeout is not None:
-        return sock.recv_into(buffer)
-    if wait_first:
-        wait_readable(sock)
-    while True:
-        try:
-            return raw.recv_into(buffer)
-        except BlockingIOError:
-            pass
-        wait_readable(sock)
+def size_of(buffer: BytesLike) -> int:
+    """The bytes in ``buffer``: a memoryview of another format counts items in ``len``."""
+    return buffer.nbytes if type(buffer) is memoryview else len(buffer)
 
 
-def wait_readable(sock: Socket) -> None:
-    """Park this greenlet until ``sock`` (a plain gevent socket with no timeout) is readable.
-
-    The socket's own io watcher switches straight back to this greenlet, without the
-    ``Waiter`` and the three Cython calls of gevent's ``sock._wait``: each message costs
-    fewer calls, and an idle connection's greenlet, parked here, keeps a smaller saved C
-    stack (bench/RESULTS.md, "Measurements behind the code"). A ``gevent.Timeout`` or a kill
-    still arrives as an exception from ``switch()``; a wake-up for another reason is
-    harmless, as the caller reads and waits again on EAGAIN. Another greenlet already waiting
-    on the socket gets
-    gevent's own answer (``ConcurrentObjectUseError``), not its wake-up taken away."""
-    watcher = sock._read_event
-    if watcher.callback is not None:
-        sock._wait(watcher)   # raises: one greenlet waits on a socket at a time
-        return
-    watcher.start(getcurrent().switch)
-    try:
-        sock.hub.switch()
-    finally:
-        watcher.stop()
-
-
-def send_some(raw: RawSocket, buffers: Buffers) -> bool:
+def send_some(raw: RawSocket, buffers: Buffers) -> int:
     """Write what the kernel takes now of ``buffers`` (a list, consumed in place) without
-    blocking; True when all of it went."""
+    blocking; returns how many bytes went."""
+    total = 0
     while buffers:
         try:
             sent = raw.sendmsg(buffers[:IOV_MAX]) if len(buffers) > 1 else raw.send(buffers[0])
-        except BlockingIOError:
-            return False
+        except (BlockingIOError, InterruptedError):
+            break
+        total += sent
         _consume(buffers, sent)
-    return True
+    return total
 
 
 def _consume(buffers: Buffers, sent: int) -> None:
     """Drop ``sent`` bytes from the front of ``buffers``."""
     done = 0
-    while done < len(buffers) and sent >= len(buffers[done]):
-        sent -= len(buffers[done])
+    for buffer in buffers:
+        size = len(buffer) if type(buffer) is bytes else size_of(buffer)
+        if sent < size:
+            break
+        sent -= size
         done += 1
     del buffers[:done]
     if sent:
-        buffers[0] = memoryview(buffers[0])[sent:]
+        buffers[0] = memoryview(buffers[0]).cast('B')[sent:]
 
 
-def send_all(sock: Socket, raw: RawSocket | None, buffers: Buffers) -> None:
-    """Write all of ``buffers`` (a list, consumed): the direct syscall while the kernel
-    takes it, gevent's waiting only when it would block."""
+def send_all(sock: Socket, buffers: Buffers) -> None:
+    """Write all of ``buffers`` (a list, consumed), blocking this greenlet only: the direct
+    syscall while the kernel takes it, gevent's waiting when it would block (the opening
+    handshake's answer; a WebSocket's own writes never wait here)."""
+    raw = raw_socket(sock)
     if raw is not None:
-        if len(buffers) == 1:   # the common case, one frame: no send_some call
-            try:
-                sent = raw.send(buffers[0])
-            except BlockingIOError:
-                sent = 0
-            if sent == len(buffers[0]):
-                return
-            _consume(buffers, sent)
-        if send_some(raw, buffers):
-            return
+        send_some(raw, buffers)
     for buf in buffers:
         sock.sendall(buf)

@@ -1,41 +1,46 @@
 """``WebSocket``: the standard WebSocket API over a protocol object and a gevent socket.
 
-One greenlet reads at a time (the one calling ``receive()``, iterating, or running the event
-loop); any greenlet may send, under a lock, so frames never interleave. The blocking API and
-the event API are two views of one queue of events: ``receive()`` takes the next message from
-it, ``run_forever()`` dispatches everything in it to ``onopen``/``onmessage``/``onerror``/
-``onclose``. ``onclose`` is dispatched exactly once, after every message that arrived before
-the close.
+The connection's bytes are read by the hub as they arrive (``transport``), whatever the app
+does: pings and the peer's close are answered at once, and messages wait in a bounded queue.
+The blocking API and the event API are two views of that queue: ``receive()`` takes the next
+message from it, ``run_forever()`` dispatches everything in it to ``onopen``/``onmessage``/
+``onerror``/``onclose``. ``onclose`` is dispatched exactly once, after every message that
+arrived before the close. Any greenlet may send; frames never interleave.
 
-Closing follows RFC 6455 section 7: answer a close with a close; after sending ours, read
-(still delivering messages) until the peer's close or ``close_timeout``; the server closes TCP
-first, the client waits for the server to do so.
+Closing follows RFC 6455 section 7: answer a close with a close (echoing its code and
+reason); after sending ours, keep delivering messages until the peer's close or
+``close_timeout``; the server closes TCP first, the client waits for the server to do so.
+When messages that came before the peer's close still wait for the app, the close is answered
+in its turn, after them, so that the app can still answer them; but ``CLOSE_ANSWER_GRACE``
+later at most, so that an app that does not read does not keep the peer waiting (it still
+receives those messages).
 """
 from __future__ import annotations
 
 import socket as _socket
 from collections import deque
-from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, NoReturn,
-                    TypeVar, overload)
+from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar,
+                    overload)
 
 import gevent
 from gevent.event import Event
-from gevent.monkey import get_original
 
-from ..errors import ConnectionClosed, WebSocketError
-from ..limits import CLOSE_TIMEOUT, READ_SIZE, SMALL_READ
-from ..protocol.events import (CloseEvent, CloseReceived, ErrorEvent, Failure, MessageEvent,
-                               OpenEvent, Pong)
+from ..errors import ConnectionClosed, ProtocolError, WebSocketError
+from ..limits import (CLOSE_ANSWER_GRACE, CLOSE_TIMEOUT, FAIR_MESSAGES, MAX_QUEUE,
+                      PING_INTERVAL, PING_TIMEOUT, WRITE_LIMIT)
+from ..protocol.events import (CloseEvent, CloseReceived, Compressed, ErrorEvent, Failure,
+                               MessageEvent, OpenEvent, Pong)
 from ..protocol.frames import CLOSE_ABNORMAL
-from ..speedups import Lock, WebSocketBase
-from .base import CLOSED, CLOSING, CONNECTING, OPEN, input_waits
-from .sockio import open_channel, raw_socket, recv_into, send_all, send_some
+from ..speedups import Lock
+from .base import CLOSED, CLOSING, CONNECTING, OPEN
+from .keepalive import Keepalive
+from .sockio import open_channel, raw_socket
+from .transport import Transport
 
 if TYPE_CHECKING:
-    from .._types import AppEvent, Buffers, BytesLike, Data, Environ, Payload, QueuedEvent
+    from .._types import AppEvent, BytesLike, Data, Environ, Payload, QueuedEvent
     from .._types import Event as CoreEvent
     from .._types import RawSocket, ReaderItem, Socket
-    from ..errors import ProtocolError
     from ..protocol.connection import Connection
     from ..protocol.hixie import HixieConnection
 
@@ -54,17 +59,8 @@ def _off_the_hub(func: Callable[..., _T], *args: Any) -> _T:
     return gevent.get_hub().threadpool.apply(func, args)
 
 
-_per_thread = get_original('threading', 'local')()   # per OS thread even when monkey-patched
-
-
-def _read_buffer() -> memoryview:
-    """This thread's read buffer (a memoryview), shared by every connection its hub serves:
-    one greenlet runs at a time and parses what it read before it can yield."""
-    try:
-        return _per_thread.read_buffer
-    except AttributeError:
-        _per_thread.read_buffer = buffer = memoryview(bytearray(READ_SIZE))
-        return buffer
+def _has_messages(queue: deque[QueuedEvent]) -> bool:
+    return any(type(event) is MessageEvent or type(event) is Compressed for event in queue)
 
 
 class _Callback(Generic[_E]):
@@ -89,18 +85,25 @@ class _Callback(Generic[_E]):
         ws._used = True
 
 
-class WebSocket(WebSocketBase):
-    """One WebSocket connection, server or client side, with the browser API."""
+class WebSocket(Transport, Keepalive):
+    """One WebSocket connection, server or client side, with the browser API.
+
+    Options (the server's come from ``WebSocketHandler.configure``, the client's from
+    ``connect``): ``close_timeout``; ``max_queue`` messages waiting for the app before
+    reading pauses; keepalive's ``ping_interval`` and ``ping_timeout`` (None: off);
+    ``write_limit``, the bytes ``broadcast()`` lets wait for a slow reader."""
 
     CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
 
     # Slots: every open connection has one (memory per idle connection); ``__dict__`` keeps
     # attributes of the app's own (``ws.user = ...``) possible. The base class holds the
     # ones every message reads.
-    __slots__ = ('_acceptor', 'environ', 'url', 'version', 'close_timeout', 'protocol',
-                 'extensions', 'close_code', 'close_reason', '_onopen', '_onerror',
-                 '_onclose', '_used', '_sock', '_raw', '_drained', '_over', '_pings',
-                 '__dict__', '__weakref__')
+    __slots__ = ('_acceptor', 'environ', 'url', 'version', 'close_timeout', 'max_queue',
+                 'ping_interval', 'ping_timeout', 'write_limit', 'protocol', 'extensions',
+                 'close_code', 'close_reason', 'latency', '_onopen', '_onerror', '_onclose',
+                 '_used', '_sock', '_raw', '_hub', '_reader', '_queued_bytes',
+                 '_burst', '_over', '_closing', '_ended', '_pings', '_timer', '_ping_at',
+                 '_keepalive_payload', '_skipped_at', '__dict__', '__weakref__')
 
     # (Declared for the type checker; the slots hold them.)
     _sock: Socket                # None until _attach (a client: until it connects)
@@ -116,30 +119,52 @@ class WebSocket(WebSocketBase):
 
     def __init__(self, acceptor: Acceptor | None = None, *,
                  environ: Environ | None = None, url: str | None = None,
-                 version: int | str = 13, close_timeout: float = CLOSE_TIMEOUT) -> None:
+                 version: int | str = 13, close_timeout: float = CLOSE_TIMEOUT,
+                 max_queue: int = MAX_QUEUE, ping_interval: float | None = PING_INTERVAL,
+                 ping_timeout: float | None = PING_TIMEOUT,
+                 write_limit: int = WRITE_LIMIT) -> None:
         self._acceptor = acceptor      # server side: answers the handshake, then _attach()
         self.environ = environ
         self.url = url
         self.version = version
         self.close_timeout = close_timeout
+        self.max_queue = max_queue
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.write_limit = write_limit
         self.protocol = ''
         self.extensions = ''
         self.ready_state = CONNECTING
         self.close_code: int | None = None
         self.close_reason: str | None = None
+        #: Seconds the last ping took to be answered (keepalive's or ``ping()``'s).
+        self.latency = 0.0
         self._onopen = self._onmessage = self._onerror = self._onclose = None
         self._used = False
         self._sock = None
         self._raw = None             # the OS-level socket under a plain gevent socket
+        self._hub: Any = None
         self._channel = None         # the compiled reads and writes, when they apply
-        self._drained = False        # the last read was short: wait before the next
-        self._corked = None          # frames held back while more input waits (_write)
         self._conn = None  # type: ignore[assignment]   # until _attach
         self._queue = None           # a deque of events while there are any (_enqueue)
+        self._queued_bytes = 0       # of the messages in it
+        self._burst = 0              # messages taken in a row without waiting
+        self._out = None             # frames not written yet (transport.Outgoing)
+        self._waiting = None         # the greenlet waiting for input
+        self._reader: Any = None     # the socket's read watcher, or the reader greenlet
+        self._paused: Any = False    # reading paused: True, or an Event for a greenlet
+        self._heard = False          # data came since keepalive's last ping
         self._send_lock = Lock()
         self._read_lock = Lock()
         self._over = False           # _terminate ran
-        self._pings: dict[bytes, list[Event]] | None = None   # payload -> pings' pong waiters
+        self._closing: tuple[int, str, bool] | None = None   # waiting for the TCP close
+        self._ended: Event | None = None      # set by _terminate, for close()
+        #: payload -> (sent at, [Event]) of pings awaiting their pong
+        self._pings: dict[bytes, tuple[float, list[Event]]] | None = None
+        self._timer: Any = None      # keepalive's or the closing's libev timer
+        self._ping_at = 0.0
+        self._keepalive_payload: bytes | None = None
+        self._skipped_at = 0.0       # when broadcast() last logged a skip
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -149,7 +174,7 @@ class WebSocket(WebSocketBase):
         the client's list found in ``protocols`` and adding ``headers`` to the answer."""
         self._used = True
         if self.ready_state == CONNECTING:
-            self._acceptor(self, protocols, headers)  # type: ignore[misc]   # set until used
+            self._acceptor(self, protocols, headers)   # (set until used)
             self._acceptor = None   # its closure holds the handshake's request: let it go
 
     def _attach(self, sock: Socket, conn: Connection | HixieConnection, protocol: str = '',
@@ -157,10 +182,12 @@ class WebSocket(WebSocketBase):
         """Start the open connection on ``sock`` with protocol object ``conn``; ``buffered``
         is what arrived with the handshake (early frames of a pipelining peer)."""
         self._sock = sock
+        self._hub = gevent.get_hub()   # (the thread's: a TLS socket does not say)
         self._raw = raw_socket(sock)
         self._conn = conn
-        self._channel = open_channel(sock, self._raw, conn,
-                                     _read_buffer().obj)  # type: ignore[arg-type]   # bytearray
+        channel = self._channel = open_channel(sock, self._raw, conn)
+        if channel is not None:
+            channel.serve(self)
         self.protocol = protocol
         self.extensions = extensions
         extension = getattr(conn, 'extension', None)
@@ -172,6 +199,8 @@ class WebSocket(WebSocketBase):
         except (OSError, AttributeError):
             pass   # not TCP (a socketpair in tests, a Unix socket)
         self._enqueue(OpenEvent())
+        self._start_reading()
+        self._start_keepalive()
         if buffered:
             self._handle_data(buffered)
 
@@ -212,7 +241,7 @@ class WebSocket(WebSocketBase):
             # registered before writing: the pong may arrive while we write
             if self._pings is None:
                 self._pings = {}
-            self._pings.setdefault(payload, []).append(waiter)
+            self._pings.setdefault(payload, (self._hub.loop.now(), []))[1].append(waiter)
             self._write(frame)
         return waiter
 
@@ -234,49 +263,195 @@ class WebSocket(WebSocketBase):
         """Start the closing handshake and wait (up to ``close_timeout``) for it to finish.
         Messages that arrive meanwhile are still delivered, before ``onclose``."""
         self._ensure_open()
-        if self.ready_state == CLOSED:
+        if self._over:
             return
-        failure = self._conn.failure   # the peer broke the protocol: its close code wins
+        conn = self._conn
+        failure = conn.failure   # the peer broke the protocol: its close code wins
         try:
             with self._send_lock:
-                if self._conn.close_sent is None:
-                    self._write(self._conn.send_failure_close() if failure is not None
-                                else self._conn.send_close(code, reason))
+                if conn.close_sent is None:
+                    self._write(conn.send_failure_close() if failure is not None
+                                else conn.send_close(code, reason))
         except ConnectionClosed:
             return
         if failure is not None:
             self._finish_closing(CLOSE_ABNORMAL, failure.reason, False)
-            return
-        received = self._conn.close_received
-        if received is not None:     # ours answers the peer's close: the handshake is done
-            self._finish_closing(received[0], received[1], True)
+        elif conn.close_received is not None:   # ours answers the peer's: done
+            self._finish_closing(*conn.close_received, True)
+        elif not self._over:
+            self.ready_state = CLOSING
+            self._arm(self.close_timeout, self._close_timed_out)
+        ended = self._ended
+        if ended is None:
+            ended = self._ended = Event()
+        if not self._over:
+            ended.wait()
+
+    def _close_timed_out(self) -> None:
+        self._timer = None
+        self._terminate(CLOSE_ABNORMAL, 'closing handshake timed out', False)
+
+    # -- what the reader brings -------------------------------------------------------------
+
+    def _handle_items(self, items: list[ReaderItem]) -> None:
+        """The consequences of a ``Channel`` read: the compiled reader's ``items``."""
+        # (a Channel serves a Connection only)
+        self._handle_events(self._conn.events_for(items, False))  # type: ignore[union-attr]
+
+    def _handle_data(self, data: BytesLike) -> None:
+        self._handle_events(self._conn.receive_data(data, False))
+
+    def _handle_events(self, events: list[CoreEvent]) -> None:
+        """What a read brought, as it comes (in the hub, or a TLS connection's reader):
+        pongs owed and the answers to the peer's close go out now; messages wait for the
+        app, and reading pauses while too many wait."""
+        self._heard = True
+        conn = self._conn
+        owed = conn.data_to_send()
+        if owed:
+            self._push([owed])
+        if events:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            event: Any   # (``kind is ...`` tells the events apart; the checker does not follow)
+            for event in events:
+                kind = type(event)
+                if kind is MessageEvent:
+                    queue.append(event)
+                    self._queued_bytes += len(event.data)
+                elif kind is Compressed:
+                    queue.append(event)
+                    self._queued_bytes += len(event.payload)
+                elif kind is Pong:
+                    self._pong_received(event.payload)
+                elif kind is CloseReceived or kind is Failure:
+                    self._peer_ended(event, queue)
+            if (len(queue) > self.max_queue or
+                    self._queued_bytes > conn.max_message_size) and not self._over:
+                self._pause_reading()
+            self._wake_soon()
+
+    def _peer_ended(self, event: CloseReceived | Failure, queue: deque[QueuedEvent]) -> None:
+        """The peer's close frame, or its breaking the protocol."""
+        failed = type(event) is Failure
+        if self._conn.close_sent is not None:   # after our close: the handshake is over
+            if failed:
+                queue.append(ErrorEvent(event.error))  # type: ignore[union-attr]
+                self._finish_closing(CLOSE_ABNORMAL, event.error.reason,  # type: ignore
+                                     False)
+            else:
+                self._finish_closing(event.code, event.reason, True)  # type: ignore
             return
         self.ready_state = CLOSING
-        with gevent.Timeout(self.close_timeout, False):
-            with self._read_lock:
-                while self.ready_state != CLOSED:
-                    self._read()
-        if self.ready_state != CLOSED:
-            self._terminate(CLOSE_ABNORMAL, 'closing handshake timed out', False)
+        queue.append(event)
+        if _has_messages(queue):
+            # The app takes the messages before the close first, and can still answer
+            # them: the answer waits for its turn, or the grace period.
+            self._arm(CLOSE_ANSWER_GRACE, self._grace_over)
+        else:
+            self._answer_now()
 
-    # -- reading ----------------------------------------------------------------------------
+    def _grace_over(self) -> None:
+        self._timer = None
+        self._answer_now()
+
+    def _answer_now(self) -> None:
+        """Answer the peer's close (or failure) waiting in the queue, without waiting for
+        the app to take what came before it."""
+        ending = [event for event in self._queue or ()
+                  if type(event) is CloseReceived or type(event) is Failure]
+        if ending and type(ending[0]) is CloseReceived:
+            self._answer_close(ending[0])
+        elif ending:
+            self._fail_connection(ending[0].error)  # type: ignore[union-attr]
+
+    def _answer_close(self, event: CloseReceived) -> None:
+        """Echo the peer's close code and reason (RFC 6455 5.5.1)."""
+        conn = self._conn
+        if conn.close_sent is None:
+            self._push(conn.send_close(event.code, event.reason))
+        self._finish_closing(event.code, event.reason, True)
+
+    def _fail_connection(self, error: ProtocolError) -> None:
+        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): send the close with the error's
+        code, then wait for the peer's TCP close."""
+        conn = self._conn
+        if conn.close_sent is None:
+            self._push(conn.send_failure_close())
+        self._finish_closing(CLOSE_ABNORMAL, error.reason, False)
+
+    def _finish_closing(self, code: int, reason: str, was_clean: bool) -> None:
+        """After the close frames: the server drops TCP at once when the handshake is
+        complete (RFC 6455 7.1.1); otherwise the peer's TCP close is awaited (reading on,
+        nothing more delivered), at most ``close_timeout``, so that our close frame is not
+        lost to a reset."""
+        if self._over or self._closing is not None:
+            return
+        if self._out is not None:
+            self._flush()   # our close frame, corked behind the app's last answers
+        if was_clean and not self._conn.client and self._out is None:
+            self._terminate(code, reason, was_clean)
+            return
+        self._closing = (code, reason, was_clean)
+        self.ready_state = CLOSING
+        self._arm(self.close_timeout, self._closing_timed_out)
+        if self._out is None:
+            self._written()
+        if self._paused and not self._over:
+            self._resume_reading()
+
+    def _written(self) -> None:
+        """Everything was written. While closing: a server whose handshake is complete drops
+        TCP now that its close frame is out; a failed connection says so with its FIN too,
+        nothing more will come from us (RFC 6455 7.1.7)."""
+        closing = self._closing
+        if closing is None:
+            return
+        if closing[2] and not self._conn.client:
+            self._terminate(*closing)
+        elif not closing[2]:
+            try:
+                self._sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _closing_timed_out(self) -> None:
+        self._timer = None
+        self._terminate(*self._closing)  # type: ignore[misc]   # set with the timer
+
+    # -- what the app takes -----------------------------------------------------------------
 
     def _next_event(self) -> AppEvent | None:
         """The next event for the app; the peer's close is answered when its turn comes."""
         while True:
-            while not self._queue:
-                if self.ready_state == CLOSED:
+            queue = self._queue
+            if not queue:
+                if self._over:
                     return None
                 with self._read_lock:
-                    if not self._queue and self.ready_state != CLOSED:
-                        self._read()
-            queue = self._queue
-            # (Any: ``kind is ...`` below tells the events apart, which the type checker
-            # does not follow.)
-            event: Any = queue.popleft()
+                    if not self._queue and not self._over:
+                        handed = self._wait_input()
+                        if handed is not None:   # a lone message, straight from the reader
+                            self._burst = 0
+                            return handed  # type: ignore[return-value]
+                self._burst = 0
+                continue
+            event: Any = queue.popleft()   # (as in _handle_events)
             if not queue:   # an idle connection keeps no deque (about 600 bytes)
                 self._queue = None
             kind = type(event)
+            if kind is MessageEvent:   # (the common case, inline: _taken for the rest)
+                self._queued_bytes -= len(event.data)
+                burst = self._burst = self._burst + 1
+                if burst >= FAIR_MESSAGES or (self._paused and
+                                              len(queue) <= self.max_queue >> 2):
+                    return self._taken(event, queue)
+                return event
+            if kind is Compressed:
+                self._queued_bytes -= len(event.payload)
+                self._burst += 1
+                return self._taken(event, queue)
             if kind is CloseReceived:
                 self._answer_close(event)
             elif kind is Failure:
@@ -285,188 +460,32 @@ class WebSocket(WebSocketBase):
             else:
                 return event
 
-    def _answer_close(self, event: CloseReceived) -> None:
-        """Echo the peer's close code (RFC 6455 5.5.1), now that every message received
-        before its close frame was delivered and could still be answered."""
-        try:
-            with self._send_lock:
-                if self._conn.close_sent is None:
-                    self._write(self._conn.send_close(event.code))
-        except ConnectionClosed:
-            return
-        self._finish_closing(event.code, event.reason, True)
+    def _taken(self, event: MessageEvent | Compressed, queue: deque[QueuedEvent]
+               ) -> AppEvent | None:
+        """A message the app takes (its bytes and turn counted): reading resumes when few
+        are left; after ``FAIR_MESSAGES`` in a row the other connections get their turn."""
+        if self._paused and len(queue) <= self.max_queue >> 2 and not self._closing:
+            self._resume_reading()
+        if self._burst >= FAIR_MESSAGES:
+            self._burst = 0
+            gevent.sleep(0)
+        if type(event) is Compressed:
+            try:
+                return self._conn.decompress(event)  # type: ignore[union-attr]
+            except ProtocolError as exc:
+                self._drop_messages()
+                self._fail_connection(exc)
+                return ErrorEvent(exc)
+        return event  # type: ignore[return-value]
 
-    def _fail_connection(self, error: ProtocolError) -> None:
-        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7), now that the messages received
-        before the error were delivered: send the close with the error's code, then wait
-        for the peer's TCP close."""
-        try:
-            with self._send_lock:
-                if self._conn.close_sent is None:
-                    self._write(self._conn.send_failure_close())
-        except ConnectionClosed:
-            return
-        self._finish_closing(CLOSE_ABNORMAL, error.reason, False)
-
-    def _read(self) -> None:
-        """One read from the socket and its consequences. The caller holds the read lock.
-
-        The bytes land in this thread's shared read buffer and are parsed before anything
-        can switch greenlets; the protocol object gets a view of it and must copy what it
-        keeps: no copy but the one into each message, and no buffer held by an idle
-        connection."""
-        if self._channel is not None:   # the same, compiled
-            self._handle_items(self._channel.read())
-            return
-        buffer = _read_buffer()
-        try:
-            size = recv_into(self._sock, self._raw, buffer, self._drained)
-        except OSError:
-            size = None   # a reset
-        self._drained = size is not None and size < SMALL_READ
-        if not size:
-            # RFC 6455 7.1.5: a TCP close without a close frame is abnormal; draft-75 has no
-            # close frame, so there its FIN is the peer's clean close (geventws.protocol.hixie).
-            if size == 0 and getattr(self._conn, 'tcp_close_is_clean', False):
-                self._terminate(1000, '', True)
-            else:
-                self._terminate(CLOSE_ABNORMAL, '', False)
-            return
-        self._handle_data(buffer[:size])
-
-    def _handle_items(self, items: list[ReaderItem] | None) -> None:
-        """The consequences of a ``Channel`` read: the reader's ``items``, or None when the
-        peer closed or reset TCP (RFC 6455 7.1.5: without a close frame, abnormally)."""
-        if items is None:
-            self._terminate(CLOSE_ABNORMAL, '', False)
-        else:
-            # (a Channel serves a Connection only)
-            self._handle_events(self._conn.events_for(items))  # type: ignore[union-attr]
-
-    def _handle_data(self, data: BytesLike) -> None:
-        self._handle_events(self._conn.receive_data(data))
-
-    def _handle_events(self, events: list[CoreEvent]) -> None:
-        conn = self._conn
-        owed = conn.data_to_send()
-        if owed:
-            with self._send_lock:
-                self._write_quietly(owed)
-        if not events:
-            return
+    def _drop_messages(self) -> None:
+        """The stream broke at a message the app takes: what came after it is not read."""
         queue = self._queue
-        if queue is None:
-            queue = self._queue = deque()
-        event: Any   # (as in _next_event)
-        for event in events:
-            kind = type(event)
-            if kind is MessageEvent:
-                queue.append(event)
-            elif kind is Pong:
-                for waiter in (self._pings or {}).pop(event.payload, ()):
-                    waiter.set()
-            elif kind is CloseReceived:
-                if conn.close_sent is None:   # the peer starts closing: answered in turn
-                    self.ready_state = CLOSING
-                    queue.append(event)
-                else:
-                    self._finish_closing(event.code, event.reason, True)
-            elif kind is Failure:
-                if conn.close_sent is None:   # failed in turn, after the messages before it
-                    self.ready_state = CLOSING
-                    queue.append(event)
-                else:
-                    queue.append(ErrorEvent(event.error))
-                    self._finish_closing(CLOSE_ABNORMAL, event.error.reason, False)
-
-    def _finish_closing(self, code: int, reason: str, was_clean: bool) -> None:
-        """After the close frames: the server drops TCP at once when the handshake is
-        complete (RFC 6455 7.1.1); otherwise wait, reading nothing more, for the peer's TCP
-        close so that our close frame is not lost to a reset."""
-        if self._over:
-            return
-        if was_clean and not self._conn.client:
-            self._terminate(code, reason, was_clean)
-            return
-        if not was_clean:
-            try:
-                self._sock.shutdown(_socket.SHUT_WR)
-            except OSError:
-                pass
-        with gevent.Timeout(self.close_timeout, False):
-            try:
-                while self._sock.recv(READ_SIZE):
-                    pass
-            except OSError:
-                pass
-        self._terminate(code, reason, was_clean)
-
-    # -- writing ----------------------------------------------------------------------------
-
-    def _write(self, buffers: Buffers) -> None:
-        """Write frames, a fresh list that is consumed (the caller holds the send lock); a
-        dead socket ends the connection.
-
-        Corking: while received messages still wait in the queue, their answers are held
-        back and go out with the answer to the last one in one syscall (a pipelined batch
-        of 100 echoes is one ``sendmsg``). A frame written with nothing waiting goes out at
-        once, with whatever was held before it; held frames never wait longer than this
-        greenlet runs (``_flush_soon``)."""
-        corked = self._corked
-        if corked is not None:
-            corked.extend(buffers)
-            buffers = corked
-        queue = self._queue
-        if queue and input_waits(queue):
-            if corked is None:
-                self._corked = buffers
-                gevent.get_hub().loop.run_callback(self._flush_soon)
-            return
-        self._corked = None
-        self._send(buffers)
-
-    def _send(self, buffers: Buffers) -> None:
-        """Write all of ``buffers`` (a list, consumed) now."""
-        try:
-            send_all(self._sock, self._raw, buffers)
-        except OSError as exc:
-            self._lose_connection(exc)
-
-    def _lose_connection(self, exc: OSError) -> NoReturn:
-        """A write failed (``exc``): the connection is over."""
-        self._terminate(CLOSE_ABNORMAL, str(exc), False)
-        raise ConnectionClosed(CLOSE_ABNORMAL, str(exc)) from None
-
-    def _write_quietly(self, data: bytes) -> None:
-        try:
-            self._write([data])
-        except ConnectionClosed:
-            pass
-
-    def _flush_soon(self) -> None:
-        """Run by the hub once the greenlet that corked frames yields: write them without
-        blocking, or leave the rest to a greenlet that may wait for the socket."""
-        corked = self._corked
-        if corked is None:
-            return
-        if self._raw is not None and not self._send_lock.locked():
-            try:
-                if send_some(self._raw, corked):
-                    self._corked = None
-                    return
-            except OSError as exc:
-                self._terminate(CLOSE_ABNORMAL, str(exc), False)
-                return
-        gevent.spawn(self._flush)
-
-    def _flush(self) -> None:
-        with self._send_lock:
-            corked, self._corked = self._corked, None
-            if corked:
-                try:
-                    self._send(corked)
-                except ConnectionClosed:
-                    pass
+        if queue:
+            kept = [event for event in queue
+                    if type(event) is not MessageEvent and type(event) is not Compressed]
+            self._queue = deque(kept) if kept else None
+        self._queued_bytes = 0
 
     # -- ending -----------------------------------------------------------------------------
 
@@ -474,11 +493,16 @@ class WebSocket(WebSocketBase):
         """The connection is over: close TCP and queue the one CloseEvent."""
         if self._over:
             return
+        self._over = True
         self.ready_state = CLOSED
-        self._corked = None
-        self._channel = None   # its file descriptor is closed, and may be reused
         self.close_code = code
         self.close_reason = reason
+        self._disarm()
+        self._stop_io()
+        channel = self._channel
+        if channel is not None:
+            self._channel = None   # its file descriptor is closed, and may be reused
+            channel.serve(None)
         sock = self._sock
         if sock is not None:   # None: a client that could not connect
             if getattr(sock, '_io_refs', 1):
@@ -494,7 +518,9 @@ class WebSocket(WebSocketBase):
             except OSError:
                 pass
         self._enqueue(CloseEvent(code, reason, was_clean))
-        self._over = True
+        if self._ended is not None:
+            self._ended.set()
+        self._wake_soon()
 
     def _enqueue(self, event: QueuedEvent) -> None:
         if self._queue is None:
@@ -531,4 +557,3 @@ class WebSocket(WebSocketBase):
             event = queue.popleft()
             if type(event) is CloseEvent:
                 self._dispatch(event)
-

@@ -12,12 +12,12 @@ to ``extension.decode`` under the same size limit.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Hashable
 
 from ..errors import ConnectionClosed, ProtocolError
 from ..limits import MAX_MESSAGE_SIZE
 from .. import speedups
-from .events import CloseReceived, Failure, MessageEvent, Ping, Pong
+from .events import CloseReceived, Compressed, Failure, MessageEvent, Ping, Pong
 from .frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
                      OP_TEXT, encode_close_payload, invalid_utf8, parse_close_payload)
 
@@ -33,7 +33,9 @@ class Extension:
     ``decode`` gets a whole message whose first frame had RSV1 set and returns its payload,
     raising ``ProtocolError`` (1009 past ``max_size``, 1007 for corrupt data). ``encode`` gets
     one outgoing fragment and returns ``(payload, rsv1)``; RSV1 is used on a message's first
-    frame only.
+    frame only; ``offload=False`` asks it to do its work here and now. ``frame_key()`` says
+    when its output for a message is the same on every connection with the same key (no
+    state carried from one message to the next), else None.
     """
 
     name = ''
@@ -41,12 +43,19 @@ class Extension:
     def decode(self, payload: bytes, max_size: int) -> bytes:
         raise NotImplementedError
 
-    def encode(self, payload: BytesLike, fin: bool) -> tuple[BytesLike, bool]:
+    def encode(self, payload: BytesLike, fin: bool,
+               offload: bool = True) -> tuple[BytesLike, bool]:
         raise NotImplementedError
+
+    def frame_key(self) -> Hashable | None:
+        return None
 
 
 class Connection:
     """The state of one WebSocket connection after its opening handshake."""
+
+    #: Pings and pongs exist (RFC 6455 5.5.2-5.5.3), so keepalive can work.
+    can_ping = True
 
     # Slots: every open connection has one (memory per idle connection).
     __slots__ = ('client', 'max_message_size', 'extension', 'state', 'close_sent',
@@ -69,13 +78,15 @@ class Connection:
 
     # -- incoming ---------------------------------------------------------------------------
 
-    def receive_data(self, data: BytesLike) -> list[Event]:
-        """Events for ``data``, in order. After a close frame or a failure, nothing more."""
+    def receive_data(self, data: BytesLike, decompress: bool = True) -> list[Event]:
+        """Events for ``data``, in order. After a close frame or a failure, nothing more.
+        ``decompress=False``: a compressed message comes as ``Compressed``, for
+        ``decompress()`` later (the I/O layer inflates in the app's greenlet, not the hub)."""
         if self.close_received is not None or self.failure is not None:
             return []
-        return self.events_for(self.reader.feed(data))
+        return self.events_for(self.reader.feed(data), decompress)
 
-    def events_for(self, items: list[ReaderItem]) -> list[Event]:
+    def events_for(self, items: list[ReaderItem], decompress: bool = True) -> list[Event]:
         """Events for what ``reader.feed`` returned: whole messages pass as they are;
         control frames, compressed messages and a broken stream are dealt with here."""
         if self.close_received is not None or self.failure is not None:
@@ -94,7 +105,9 @@ class Connection:
             try:
                 if isinstance(item, ProtocolError):
                     raise item
-                event = self._control_or_decoded(*item)  # type: ignore[misc]   # a tuple
+                opcode, payload = item  # type: ignore[misc]   # a tuple
+                event = (self._control_or_decoded(opcode, payload) if decompress or opcode >= 8
+                         else Compressed(opcode, payload))
             except ProtocolError as exc:
                 self._fail(exc)
                 events.append(Failure(exc))
@@ -115,6 +128,9 @@ class Connection:
             return Pong(payload)
         if opcode == OP_CLOSE:
             return self._close_received(payload)
+        return self._decoded(opcode, payload)
+
+    def _decoded(self, opcode: int, payload: bytes) -> MessageEvent:
         # A data message here is a compressed one: the reader lets RSV1 through only when
         # there is an extension.
         data = self.extension.decode(payload, self.max_message_size)  # type: ignore[union-attr]
@@ -124,6 +140,15 @@ class Connection:
             except UnicodeDecodeError:
                 raise invalid_utf8() from None
         return MessageEvent(data)
+
+    def decompress(self, event: Compressed) -> MessageEvent:
+        """The message of a ``Compressed`` event (``events_for(..., decompress=False)``), in
+        the order they came; a ``ProtocolError`` (1007, 1009) fails the connection."""
+        try:
+            return self._decoded(event.opcode, event.payload)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
 
     def _close_received(self, payload: bytes) -> CloseReceived:
         """The peer's close frame. When it starts the closing handshake, the answer is left
@@ -163,8 +188,19 @@ class Connection:
 
     # -- outgoing ---------------------------------------------------------------------------
 
-    def send_message(self, data: Payload, fin: bool = True) -> Buffers:
-        """Frames for a text (``str``) or binary (bytes-like) message or fragment of one."""
+    def frame_key(self) -> Hashable | None:
+        """A key shared by the connections whose frames of a whole message are the same as
+        this one's, byte for byte (``broadcast()`` builds them once); None when they are its
+        own: a client's (masked with a fresh key), or an extension's with state."""
+        if self.client:
+            return None
+        if self.extension is None:
+            return 'rfc6455'
+        return self.extension.frame_key()
+
+    def send_message(self, data: Payload, fin: bool = True, offload: bool = True) -> Buffers:
+        """Frames for a text (``str``) or binary (bytes-like) message or fragment of one;
+        ``offload=False``: an extension does its work here, whatever the size."""
         if self.close_sent is not None:
             raise ConnectionClosed(*self.close_sent)
         payload: BytesLike
@@ -174,7 +210,7 @@ class Connection:
             opcode, payload = OP_BINARY, data
         rsv1 = False
         if self.extension is not None:
-            payload, rsv1 = self.extension.encode(payload, fin)
+            payload, rsv1 = self.extension.encode(payload, fin, offload)
         if self._fragment_opcode:
             opcode, rsv1 = OP_CONTINUATION, False
         self._fragment_opcode = 0 if fin else (self._fragment_opcode or opcode)

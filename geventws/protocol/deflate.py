@@ -20,7 +20,7 @@ beyond ``window - 262`` (250 bytes at 9 bits), which an 8-bit (256-byte) window 
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar, Union
 
 from ..errors import HandshakeError, ProtocolError
 from .connection import Extension
@@ -130,7 +130,16 @@ class PerMessageDeflate(Extension):
 
     # -- sending (RFC 7692 7.2.1) -----------------------------------------------------------
 
-    def encode(self, payload: BytesLike, fin: bool) -> tuple[BytesLike, bool]:
+    def frame_key(self) -> Hashable | None:
+        """Without context takeover a message compresses alike on every connection with
+        the same settings."""
+        if not self.send_reset:
+            return None
+        return ('permessage-deflate', self._level, self._mem_level, self.send_bits,
+                self._min_size)
+
+    def encode(self, payload: BytesLike, fin: bool,
+               offload: bool = True) -> tuple[BytesLike, bool]:
         """Compress one fragment: the first fragment decides for the whole message."""
         if not self._in_message:
             self._compressing = not fin or len(payload) >= self._min_size
@@ -142,7 +151,8 @@ class PerMessageDeflate(Extension):
             # 8 bits is compressed with 9: see the module docstring.
             deflater = self._deflater = zlib.compressobj(
                 self._level, zlib.DEFLATED, -max(self.send_bits, 9), self._mem_level)
-        data = self._run(len(payload), _deflate, deflater, payload)
+        data = (self._run(len(payload), _deflate, deflater, payload) if offload
+                else _deflate(deflater, payload))
         if fin:
             if data.endswith(_TAIL):
                 data = data[:-4]

@@ -75,6 +75,17 @@ class Pong:
         self.payload = payload
 
 
+class Compressed:
+    """A compressed message not inflated yet (``Connection.decompress``): the I/O layer
+    queues it as it arrives and inflates it when the app takes it."""
+
+    __slots__ = ('opcode', 'payload')
+
+    def __init__(self, opcode: int, payload: bytes) -> None:
+        self.opcode = opcode
+        self.payload = payload
+
+
 class CloseReceived:
     """The peer's close frame. If we have not sent ours, the I/O layer answers it (RFC 6455
     5.5.1) once every message received before it was delivered."""

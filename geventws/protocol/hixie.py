@@ -158,6 +158,7 @@ class HixieConnection:
 
     client = False      # the drafts are implemented for the server role only
     extension = None    # and have no extensions
+    can_ping = False    # nor pings: no keepalive
 
     def __init__(self, draft: int = 76, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         if draft not in (75, 76):
@@ -177,7 +178,7 @@ class HixieConnection:
 
     # -- incoming ---------------------------------------------------------------------------
 
-    def receive_data(self, data: BytesLike) -> list[Event]:
+    def receive_data(self, data: BytesLike, decompress: bool = True) -> list[Event]:
         """Events for ``data``, in order. After the closing frame or a failure, nothing more.
         ``data`` may be a view of a buffer the caller reuses: what is kept is copied."""
         if self.close_received is not None or self.failure is not None:
@@ -260,7 +261,11 @@ class HixieConnection:
 
     # -- outgoing ---------------------------------------------------------------------------
 
-    def send_message(self, data: Payload, fin: bool = True) -> Buffers:
+    def frame_key(self) -> str:
+        """Every hixie connection frames a message alike (``broadcast()``)."""
+        return 'hixie'
+
+    def send_message(self, data: Payload, fin: bool = True, offload: bool = True) -> Buffers:
         """The text frame for ``data`` (``str``). A message sent in fragments goes out whole
         at its last fragment: the drafts have no fragmentation."""
         if self.close_sent is not None:

@@ -22,6 +22,16 @@ def echo(ws):
     print('echo: %d messages, %d echoed' % (received, echoed), file=sys.stderr, flush=True)
 
 
+def options(ws):
+    """Send the connection's options as the server configured them (JSON)."""
+    ws.accept()
+    ws.send(json.dumps({'max_message_size': ws._conn.max_message_size,
+                        'max_queue': ws.max_queue, 'close_timeout': ws.close_timeout,
+                        'ping_interval': ws.ping_interval, 'ping_timeout': ws.ping_timeout,
+                        'write_limit': ws.write_limit}))
+    ws.receive()
+
+
 def whoami(environ):
     """What the app believes about the request (JSON): scheme, client address, worker."""
     return json.dumps({'scheme': environ['wsgi.url_scheme'], 'remote': environ['REMOTE_ADDR'],

@@ -2,7 +2,7 @@
 ``websocket=True`` route, next to HTTP routes."""
 from flask import Flask, request
 
-from common import echo, frame_stacks, whoami
+from common import echo, frame_stacks, options, whoami
 from geventws.routing import Sockets
 
 app = Flask(__name__)
@@ -27,6 +27,11 @@ def frame_stacks_page():
 @sockets.route('/echo')
 def echo_socket(ws):
     echo(ws)
+
+
+@sockets.route('/options')
+def options_socket(ws):
+    options(ws)
 
 
 @sockets.route('/whoami')

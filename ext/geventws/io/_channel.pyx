@@ -2,15 +2,14 @@
 """The compiled I/O path of one RFC 6455 connection on a plain TCP socket, and the compiled
 twin of ``geventws/io/base.py`` (``geventws.speedups`` chooses).
 
-- ``Channel.read()`` waits for the socket when it is most likely empty (parking the greenlet
-  on the socket's gevent watcher, as ``sockio.wait_readable``), reads with ``recv(2)`` into
-  the thread's shared read buffer and feeds the bytes to the connection's compiled
-  ``MessageReader`` without a Python object in between; it returns the reader's items for
-  ``connection.Connection.events_for``.
+- ``Channel.on_readable()`` is the socket's read watcher's callback, run by the hub when
+  bytes arrive (the twin of ``transport.Transport._on_readable``): it reads with ``recv(2)``
+  into the thread's shared read buffer and feeds the bytes to the connection's compiled
+  ``MessageReader`` without a Python object in between. A lone message for a greenlet that
+  waits with nothing queued goes to it directly; the rest to ``WebSocket._handle_items``.
 - ``Channel._send(message)`` writes a whole data message of a server connection without an
   extension as one unmasked frame with one ``send(2)``/``sendmsg(2)``, built on the stack for
-  small messages, and returns what the kernel did not take for the caller to write while
-  waiting.
+  small messages, and returns what the kernel did not take, for the write watcher.
 - ``WebSocketBase`` serves ``receive()``, ``run_forever()`` and ``send()`` for their common
   case on top of these, with no Python frame of their own, and hands every other case to the
   Python methods of ``geventws.io.base.WebSocketBase``, which behave the same.
@@ -34,7 +33,6 @@ from greenlet import getcurrent
 
 from geventws.io._lock cimport Lock
 from geventws.protocol._reader cimport MessageReader, _write_header
-from geventws import limits
 from geventws.io import base
 from geventws.protocol import frames
 from geventws.protocol.events import MessageEvent, OpenEvent
@@ -65,11 +63,13 @@ cdef extern from "Python.h":
 
 cdef int CONNECTING = base.CONNECTING, OPEN = base.OPEN
 cdef int OP_TEXT = frames.OP_TEXT, OP_BINARY = frames.OP_BINARY
-cdef Py_ssize_t SMALL_READ = limits.SMALL_READ
 
 cdef enum:
     # Frames up to this size are assembled on the stack and written with one send().
     STACK_FRAME = 2048
+
+
+cdef class WebSocketBase
 
 
 @cython.final   # direct calls to its methods, which the C compiler may inline
@@ -77,23 +77,21 @@ cdef class Channel:
     """Reads and writes of one open RFC 6455 connection (``conn``, a
     ``connection.Connection``) on ``sock``, a plain gevent socket with no timeout, whose
     OS-level socket (non-blocking) is ``raw``; ``buffer`` is the thread's shared read buffer
-    (a bytearray)."""
+    (a bytearray). It reads for the ``WebSocket`` given to ``serve()``."""
 
     cdef int _fd
     cdef MessageReader _reader
     cdef object _sock, _conn, _buffer
-    cdef object _watcher, _hub   # the socket's read watcher and hub (gevent attributes)
-    cdef object _parked, _wake   # the greenlet that last waited to read, its switch()
+    cdef object _hub             # the socket's hub
+    cdef WebSocketBase _ws       # the WebSocket it reads for, until the connection ends
     cdef unsigned char *_buf
     cdef Py_ssize_t _cap
-    cdef bint _drained
     cdef bint _sends
 
     def __init__(self, sock, raw, conn, bytearray buffer):
-        # The socket is closed only after the Channel is dropped (WebSocket._terminate), so
-        # its file descriptor, watcher and hub stay what they are now.
+        # The socket is closed only after the Channel is let go (WebSocket._terminate), so
+        # its file descriptor and hub stay what they are now.
         self._sock = sock
-        self._watcher = sock._read_event
         self._hub = sock.hub
         self._fd = raw.fileno()
         self._conn = conn
@@ -104,60 +102,48 @@ cdef class Channel:
         # Masking (client) and compression (an extension) stay with the Python path.
         self._sends = not conn.client and conn.extension is None
 
+    def serve(self, WebSocketBase ws):
+        """Read for ``ws`` from now on (None: the connection is over)."""
+        self._ws = ws
+
     # -- reading ----------------------------------------------------------------------------
 
-    def read(self):
-        """The reader's items for the next bytes on the socket, waiting for them first when
-        it holds none (the greenlet parks in the hub, as ``sockio.wait_readable``); an
-        empty list when they end no frame. None once the peer closed or reset TCP."""
-        return self._read(False)
-
-    cdef object _read(self, bint lone):
-        """``read()``; with ``lone``, when the bytes hold exactly one data message and
-        nothing else (the common case), its ``MessageEvent`` instead of the list, for
-        ``receive()`` and ``run_forever()`` to deliver without the event queue."""
+    def on_readable(self):
+        """Run by the hub when the socket has bytes (its read watcher's callback), as
+        ``Transport._on_readable``: one read, parsed at once. A lone message for a greenlet
+        that waits with nothing queued is handed to it directly; anything else goes to
+        ``WebSocket._handle_items``."""
         cdef ssize_t n
         cdef list items
-        if self._drained:   # the last read was short: the socket is most likely empty
-            self._drained = False
-            self._wait_readable()
+        cdef WebSocketBase ws = self._ws
+        if ws is None:
+            return
+        if ws._paused:   # the app has too much to take: the watcher stops until it has
+            ws._hold_reading()
+            return
         while True:
             n = c_recv(self._fd, self._buf, self._cap, 0)
-            if n >= 0:
+            if n > 0:
                 break
+            if n == 0:
+                ws._lost(True)   # the peer's FIN
+                return
             if errno == EAGAIN:
-                self._wait_readable()
-            elif errno == EINTR:
-                PyErr_CheckSignals()   # PEP 475: run the handlers, then retry
-            else:
-                return None   # a reset: RFC 6455 7.1.5, as a TCP close without a close frame
-        self._drained = n < SMALL_READ
-        if n == 0:
-            return None
+                return
+            if errno != EINTR:
+                ws._lost(False)   # a reset
+                return
         items = self._reader._feed(self._buf, n)
-        if (lone and len(items) == 1 and type(items[0]) is MessageEvent
-                and self._conn.close_received is None):
-            return items[0]
-        return items
-
-    cdef int _wait_readable(self) except -1:
-        """``sockio.wait_readable`` (read its docstring) without the Python frame and the
-        socket's attribute lookups: park this greenlet until the socket is readable. A
-        timeout or a kill arrives as an exception from the switch."""
-        watcher = self._watcher
-        if watcher.callback is not None:
-            self._sock._wait(watcher)   # raises: one greenlet waits on a socket at a time
-            return 0
-        current = getcurrent()
-        if current is not self._parked:   # bound once per greenlet that reads
-            self._parked = current
-            self._wake = current.switch
-        watcher.start(self._wake)
-        try:
-            self._hub.switch()
-        finally:
-            watcher.stop()
-        return 0
+        ws._heard = True
+        if not items:   # the bytes end no frame: nothing to tell anybody
+            return
+        waiting = ws._waiting
+        if (waiting is not None and ws._queue is None and len(items) == 1
+                and type(items[0]) is MessageEvent and self._conn.close_received is None):
+            ws._waiting = None
+            waiting.switch(items[0])
+            return
+        ws._handle_items(items)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -247,12 +233,14 @@ cdef class WebSocketBase:
     """``geventws.io.base.WebSocketBase`` compiled: the attributes that ``receive()``,
     ``run_forever()`` and ``send()`` read on every message as C fields rather than slots
     looked up by name, and those methods serving the common case of a connection that a
-    ``Channel`` serves: reading while no event is queued and no other greenlet reads, and
-    sending a whole message while nothing is held back and no other greenlet sends."""
+    ``Channel`` serves: waiting for a lone message while nothing is queued and no other
+    greenlet reads, and sending a whole message while nothing waits to be written and no
+    other greenlet sends."""
 
     cdef public int ready_state
-    cdef public object _queue, _channel, _corked, _conn, _onmessage
-    cdef public object _read_lock, _send_lock
+    cdef public object _queue, _channel, _out, _conn, _onmessage
+    cdef public object _read_lock, _send_lock, _waiting, _paused
+    cdef public bint _heard
 
     def receive(self):
         event = _lone_message(self)
@@ -276,9 +264,9 @@ cdef class WebSocketBase:
         cdef Channel channel
         queue = self._queue
         # While received messages wait in the queue (base.input_waits), the answer is
-        # corked instead, by the Python send() (WebSocket._write).
+        # corked instead, by the Python send() (Transport._write).
         if ((queue is None or len(queue) == 1 and type(queue[0]) is OpenEvent)
-                and self._corked is None):
+                and self._out is None):
             serving = self._channel
             lock = self._send_lock
             # The compiled write never waits, so it needs the send lock free, not taken.
@@ -294,8 +282,7 @@ cdef class WebSocketBase:
                 if rest is None:
                     return
                 if rest is not NotImplemented:   # the kernel took part of it
-                    with lock:
-                        self._send(rest)
+                    self._buffer_rest(rest)
                     return
         return _python_send(self, message, binary)
 
@@ -306,23 +293,24 @@ for _name in ('receive', 'run_forever', 'send'):
 
 
 cdef inline object _lone_message(WebSocketBase ws):
-    """The common case of reading: the ``MessageEvent`` of the next message when nothing is
-    queued, the connection is open and served by a ``Channel``, no other greenlet reads, and
-    the bytes read hold that message alone. Else None, and what was read (if anything) went
-    to the queue or ended the connection (``WebSocket._handle_items``)."""
+    """The common case of reading: wait for the next message when nothing is queued, the
+    connection is open and served by a ``Channel`` and no other greenlet reads. The
+    ``MessageEvent`` the ``Channel`` hands over, or None, when what came went to the queue
+    (or nothing was waited for)."""
     cdef Lock lock
-    cdef Channel channel
     if ws._queue is None and ws.ready_state == OPEN:
         serving = ws._channel
         lock = ws._read_lock
         if serving is not None and not lock._held:
-            channel = serving
             lock._held = True   # taken: it was free
             try:
-                got = channel._read(True)
-                if type(got) is not list and got is not None:
+                ws._waiting = getcurrent()
+                try:
+                    got = (<Channel>serving)._hub.switch()
+                finally:
+                    ws._waiting = None
+                if type(got) is MessageEvent:
                     return got
-                ws._handle_items(got)
             finally:
                 lock.release()
     return None

@@ -1,0 +1,98 @@
+"""``broadcast(sockets, message)``: one message to many connections, never waiting for any.
+
+The frame is built once per distinct encoding: connections whose frames come out alike
+(server connections without compression; compressed ones that reset their compressor after
+every message, with the same settings; hixie ones) share one, while a client's (masked with
+its own key) or a compressed connection with context takeover gets its own. Each connection
+gets it queued behind what it already has and written as far as its socket takes it now
+(``Transport._push``); the hub writes the rest. A connection that holds more than its
+``write_limit`` bytes already is skipped (``on_full='skip'``: logged at most once a second
+per connection) or closed with 1008 (``on_full='close'``), so one slow reader costs the
+others nothing and the server holds at most ``write_limit`` per connection.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Hashable, Iterable
+
+import gevent
+
+from ..errors import ConnectionClosed, UnsupportedOperation
+from .base import CONNECTING, OPEN
+
+if TYPE_CHECKING:
+    from .._types import Buffers, Payload
+    from .websocket import WebSocket
+
+log = logging.getLogger('geventws')
+
+#: The close code of a connection that ``on_full='close'`` closes (RFC 6455 7.4.1: policy).
+FULL_CODE, FULL_REASON = 1008, 'write limit exceeded'
+
+
+def broadcast(sockets: Iterable[WebSocket], message: Payload, on_full: str = 'skip') -> int:
+    """Send ``message`` (``str``: text, bytes-like: binary) to every open WebSocket in
+    ``sockets`` without blocking (a server's not yet accepted one is accepted first, as by
+    ``send()``); returns how many took it. A connection over its
+    ``write_limit`` is skipped (``on_full='skip'``) or closed with 1008 (``'close'``)."""
+    if on_full not in ('skip', 'close'):
+        raise ValueError("on_full must be 'skip' or 'close', not %r" % (on_full,))
+    shared: dict[Hashable, Buffers] = {}
+    taken = 0
+    for ws in sockets:
+        if ws.ready_state == CONNECTING and ws._acceptor is not None:
+            ws.accept()   # as send() does: a server's socket opens on first use
+        if ws.ready_state != OPEN:
+            continue
+        out = ws._out
+        if out is not None and out.size > ws.write_limit:
+            _full(ws, on_full)
+            continue
+        conn: Any = ws._conn
+        if conn._fragment_opcode if hasattr(conn, '_fragment_opcode') else False:
+            # A fragmented message is under way: ours goes after it.
+            gevent.spawn(_send_later, ws, message)
+            taken += 1
+            continue
+        key = conn.frame_key()
+        try:
+            if key is None:
+                if ws._send_lock.locked():   # its compressor may be in use: after that
+                    gevent.spawn(_send_later, ws, message)
+                    taken += 1
+                    continue
+                frames = conn.send_message(message, offload=False)
+            else:
+                frames = shared.get(key)
+                if frames is None:
+                    frames = shared[key] = conn.send_message(message, offload=False)
+                elif conn.close_sent is not None:
+                    continue
+        except (ConnectionClosed, UnsupportedOperation):
+            continue
+        ws._push(list(frames))
+        taken += 1
+    return taken
+
+
+def _full(ws: WebSocket, on_full: str) -> None:
+    if on_full == 'close':
+        ws._fail_now(FULL_CODE, FULL_REASON)
+        return
+    now = ws._hub.loop.now()
+    if now - ws._skipped_at >= 1.0:
+        ws._skipped_at = now
+        log.warning('broadcast: a message skipped for %s: %d bytes wait to be written '
+                    '(write_limit %d)', _peer(ws), ws.buffered_amount, ws.write_limit)
+
+
+def _peer(ws: WebSocket) -> str:
+    environ = ws.environ or {}
+    return environ.get('REMOTE_ADDR') or ws.url or 'a connection'
+
+
+def _send_later(ws: WebSocket, message: Payload) -> None:
+    try:
+        ws.send(message)
+    except ConnectionClosed:
+        pass
