@@ -13,6 +13,11 @@
  *   idle   open CONNS connections (handshake and one echo each), then report the server's
  *          RSS per connection from /proc/PID/status, and keep them open --hold seconds.
  *   churn  CONNS workers, each in a loop: connect, handshake, one echo, close handshake.
+ *   broadcast  open CONNS connections (handshake and one echo each), then ROUNDS times:
+ *          connection 0 sends a text message of SIZE bytes starting with '!', which the
+ *          server broadcasts to every open connection; each arrival is timestamped and
+ *          checked. Reports the time until the last connection had it (median and best
+ *          round), deliveries/s and arrival latency percentiles.
  *
  * --deflate (idle and churn: one message per connection) offers permessage-deflate as browsers
  * do (RFC 7692), requires the server to accept it, sends the message compressed and inflates
@@ -41,8 +46,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-enum mode { MODE_ECHO, MODE_IDLE, MODE_CHURN };
-enum state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_IDLE };
+enum mode { MODE_ECHO, MODE_IDLE, MODE_CHURN, MODE_BROADCAST };
+enum state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_IDLE, ST_BROADCAST };
 
 #define HIST_BUCKETS 1000000          /* 1 us each: latencies up to 1 s, the rest in the last */
 #define READ_CHUNK (256 * 1024)
@@ -80,7 +85,8 @@ static struct {
     int port, conns, inflight, binary, server_pid, deflate;
     size_t size;
     double warmup, duration, settle, hold;
-} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0, 0.0};
+    int rounds;
+} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0, 0.0, 10};
 
 static int ep;
 static struct sockaddr_in addr;
@@ -92,6 +98,11 @@ static unsigned ring_count;
 static unsigned char close_frame[8];
 static uint32_t *hist;
 static unsigned char readbuf[READ_CHUNK];
+
+static unsigned char *bcast_frame, *bcast_payload;   /* broadcast mode: the trigger */
+static size_t bcast_frame_len;
+static double bcast_sent_at;
+static uint64_t bcast_arrived;
 
 static int measuring, stopping;
 static uint64_t measured_messages, verified, idle_ready, opened_total, compressed_echoes;
@@ -341,7 +352,7 @@ static void on_message(struct conn *c) {
             hist[us < HIST_BUCKETS ? us : HIST_BUCKETS - 1]++;
         }
         if (!stopping) queue_messages(c, 1);    /* written by on_readable, in one batch */
-    } else if (opt.mode == MODE_IDLE) {
+    } else if (opt.mode == MODE_IDLE || opt.mode == MODE_BROADCAST) {
         c->state = ST_IDLE;
         idle_ready++;
     } else {
@@ -422,7 +433,12 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
                 if (c->state == ST_CLOSING) { churn_closed(c); return 0; }
                 die("connection %d: the server sent a close frame", c->id);
             }
-            if (c->frame_opcode < 8) {
+            if (c->frame_opcode < 8 && c->state == ST_BROADCAST) {
+                if (c->frame_opcode != 1 || !c->frame_fin || len != opt.size)
+                    die("connection %d: the broadcast came as opcode %d, fin %d, %llu bytes",
+                        c->id, c->frame_opcode, !!c->frame_fin, (unsigned long long)len);
+                c->in_message = 1;
+            } else if (c->frame_opcode < 8) {
                 int expected = opt.binary ? 2 : 1;
                 if (c->frame_opcode == 0 ? !c->in_message
                                          : c->in_message || c->frame_opcode != expected)
@@ -441,7 +457,7 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
             }
         }
         size_t take = c->pay_left < n ? c->pay_left : n;
-        const unsigned char *want =
+        const unsigned char *want = c->state == ST_BROADCAST ? bcast_payload :
             payloads + ((c->start + c->received) % ring_count) * opt.size;
         if (c->frame_opcode < 8 && c->compressed) {
             memcpy(c->zbuf + c->zlen, p, take);
@@ -456,7 +472,16 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
         n -= take;
         if (c->pay_left) continue;
         c->in_frame = 0;
-        if (c->frame_opcode < 8 && c->frame_fin) {
+        if (c->frame_opcode < 8 && c->frame_fin && c->state == ST_BROADCAST) {
+            if (c->pay_off != opt.size)
+                die("connection %d: broadcast shorter than sent", c->id);
+            c->pay_off = 0;
+            c->in_message = 0;
+            c->state = ST_IDLE;
+            long us = (long)((now() - bcast_sent_at) * 1e6);
+            hist[us < HIST_BUCKETS ? us : HIST_BUCKETS - 1]++;
+            bcast_arrived++;
+        } else if (c->frame_opcode < 8 && c->frame_fin) {
             if (c->compressed) check_compressed(c, want);
             else if (c->pay_off != opt.size)
                 die("connection %d: echo shorter than the message", c->id);
@@ -631,10 +656,60 @@ static void run_idle(struct conn *conns) {
     for (int i = 0; i < opt.conns; i++) close_conn(&conns[i], 0);
 }
 
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Broadcast mode: CONNS idle connections, then ROUNDS broadcasts triggered by connection 0. */
+static void run_broadcast(struct conn *conns) {
+    open_idle(conns, opt.conns);
+    wait_quiet(opt.settle);
+    bcast_payload = malloc(opt.size);
+    bcast_frame = malloc(opt.size + 14);
+    if (!bcast_payload || !bcast_frame) die("out of memory");
+    for (size_t i = 0; i < opt.size; i++) bcast_payload[i] = 'a' + i % 26;
+    bcast_payload[0] = '!';
+    static const unsigned char key[4] = {0x5a, 0xc3, 0x0f, 0x96};
+    bcast_frame_len = put_frame(bcast_frame, 0x81, bcast_payload, opt.size, key);
+    double *last = calloc(opt.rounds, sizeof *last);
+    if (!last) die("out of memory");
+    double cpu0 = cpu_self(), sys0 = 0, sys1 = 0, srv0 = cpu_server(&sys0), t_all = now();
+    for (int r = 0; r < opt.rounds; r++) {
+        for (int i = 0; i < opt.conns; i++) conns[i].state = ST_BROADCAST;
+        bcast_arrived = 0;
+        bcast_sent_at = now();
+        conns[0].extra = (const char *)bcast_frame;
+        conns[0].extra_left = bcast_frame_len;
+        flush(&conns[0]);
+        double deadline = bcast_sent_at + 60;
+        while (bcast_arrived < (uint64_t)opt.conns) {
+            poll_once(5);
+            if (now() > deadline) die("only %llu of %d connections had broadcast %d in 60 s",
+                                      (unsigned long long)bcast_arrived, opt.conns, r);
+        }
+        last[r] = now() - bcast_sent_at;
+        wait_quiet(0.05);   /* a pause between rounds, for the server to settle */
+    }
+    double elapsed = now() - t_all, cpu = cpu_self() - cpu0, srv = cpu_server(&sys1) - srv0;
+    qsort(last, opt.rounds, sizeof *last, compare_doubles);
+    double median = last[opt.rounds / 2], p50, p99;
+    percentiles(&p50, &p99);
+    printf("{\"mode\": \"broadcast\", \"connections\": %d, \"rounds\": %d, "
+           "\"last_ms_median\": %.3f, \"last_ms_best\": %.3f, \"rate\": %.1f, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"gen_cpu_per_round_ms\": %.3f, "
+           "\"server_cpu_per_round_ms\": %.3f, \"server_sys_per_round_ms\": %.3f, "
+           "\"seconds\": %.3f}\n",
+           opt.conns, opt.rounds, median * 1e3, last[0] * 1e3, opt.conns / median, p50, p99,
+           cpu / opt.rounds * 1e3, srv0 < 0 ? -1.0 : srv / opt.rounds * 1e3,
+           srv0 < 0 ? -1.0 : (sys1 - sys0) / opt.rounds * 1e3, elapsed);
+    for (int i = 0; i < opt.conns; i++) close_conn(&conns[i], 0);
+}
+
 static void usage(void) {
-    fprintf(stderr, "usage: loadgen --port N --mode echo|idle|churn [--conns N] "
+    fprintf(stderr, "usage: loadgen --port N --mode echo|idle|churn|broadcast [--conns N] "
                     "[--inflight N] [--size BYTES] [--binary] [--warmup S] [--duration S] "
-                    "[--settle S] [--hold S] [--server-pid PID] [--deflate]\n");
+                    "[--settle S] [--hold S] [--rounds N] [--server-pid PID] [--deflate]\n");
     exit(64);
 }
 
@@ -653,14 +728,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--duration")) opt.duration = atof(v);
         else if (!strcmp(a, "--settle")) opt.settle = atof(v);
         else if (!strcmp(a, "--hold")) opt.hold = atof(v);
+        else if (!strcmp(a, "--rounds")) opt.rounds = atoi(v);
         else if (!strcmp(a, "--server-pid")) opt.server_pid = atoi(v);
         else if (!strcmp(a, "--mode"))
             opt.mode = !strcmp(v, "echo") ? MODE_ECHO : !strcmp(v, "idle") ? MODE_IDLE
-                     : !strcmp(v, "churn") ? MODE_CHURN : (usage(), MODE_ECHO);
+                     : !strcmp(v, "churn") ? MODE_CHURN
+                     : !strcmp(v, "broadcast") ? MODE_BROADCAST : (usage(), MODE_ECHO);
         else usage();
     }
     if (!opt.port || opt.conns < 1 || opt.inflight < 1 || opt.size < 1) usage();
     if (opt.mode == MODE_IDLE && !opt.server_pid) die("idle mode needs --server-pid");
+    if (opt.mode == MODE_BROADCAST && (opt.binary || opt.deflate || opt.rounds < 1))
+        die("broadcast mode sends text, uncompressed, at least one round");
     if (opt.mode != MODE_ECHO) opt.inflight = 1;
     else if (opt.deflate) die("--deflate is for one message per connection: idle or churn");
 
@@ -694,6 +773,7 @@ int main(int argc, char **argv) {
     }
     ep = epoll_create1(0);
     if (opt.mode == MODE_IDLE) run_idle(conns);
+    else if (opt.mode == MODE_BROADCAST) run_broadcast(conns);
     else run_load(conns);
     fflush(stdout);
     return 0;

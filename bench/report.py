@@ -60,6 +60,16 @@ CPU_HEADERS = ['loadgen CPU', 'loadgen preempted', 'server CPU', 'server kernel'
                'server preempted', 'server CPU µs per message']
 
 #: scenario -> (value key, headers after the server name, cells of one row)
+_BROADCAST_HEADERS = ['deliveries/s', '× gevent-websocket', 'last arrival ms (median, best)',
+                      'arrival p50 / p99 ms', 'server CPU ms per broadcast']
+
+
+def _broadcast_cells(r, ratio):
+    return [_si(r['rate']), ratio, '%.1f, %.1f' % (r['last_ms_median'], r['last_ms_best']),
+            '%.1f / %.1f' % (r['p50_us'] / 1e3, r['p99_us'] / 1e3),
+            '%.1f' % r['server_cpu_per_round_ms']]
+
+
 LAYOUTS = {
     'S1': ('rate', ['round trips/s', '× gevent-websocket', 'p50 ms', 'p99 ms'],
            lambda r, ratio: [_si(r['rate']), ratio, '%.2f' % (r['p50_us'] / 1e3),
@@ -76,6 +86,8 @@ LAYOUTS = {
                              '%.1f' % r['open_seconds']]),
     'S5': ('rate', ['handshakes/s', '× gevent-websocket', 'p50 cycle ms'],
            lambda r, ratio: [_si(r['rate']), ratio, '%.2f' % (r['p50_us'] / 1e3)]),
+    'S6': ('rate', _BROADCAST_HEADERS, lambda r, ratio: _broadcast_cells(r, ratio)),
+    'S6k': ('rate', _BROADCAST_HEADERS, lambda r, ratio: _broadcast_cells(r, ratio)),
 }
 
 
@@ -94,7 +106,7 @@ def scenario_table(scenario, title, by_server, labels):
     """One scenario's table, and sentences on noise and on whether the load generator kept
     up."""
     key, headers, cells = LAYOUTS[scenario]
-    with_cpu = scenario != 'S4'
+    with_cpu = scenario not in ('S4', 'S6', 'S6k')
     base = by_server.get(BASELINE, {}).get(key)
     rows, measured = [], {}
     for server, result in by_server.items():

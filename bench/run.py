@@ -123,7 +123,17 @@ SCENARIOS = [
              ['--conns', '500', '--settle', '0.3']),
     Scenario('S5', '16 workers: connect, handshake, one echo, close handshake',
              ['--mode', 'churn', '--conns', '16', '--size', '32']),
+    # One broadcast to every open connection, triggered by the first (a text message that
+    # starts with '!'), ten rounds; the load generator timestamps every arrival.
+    Scenario('S6', 'one broadcast of a 32-byte text message to {conns} open connections',
+             ['--mode', 'broadcast', '--conns', '10000', '--size', '32', '--rounds', '10'],
+             ['--conns', '500', '--rounds', '3']),
+    Scenario('S6k', 'one broadcast of a 1 KiB text message to {conns} open connections',
+             ['--mode', 'broadcast', '--conns', '10000', '--size', '1024', '--rounds', '10'],
+             ['--conns', '500', '--rounds', '3']),
 ]
+#: Scenarios measured once per server (each runs its own rounds, or measures memory).
+ONCE = ('S4', 'S6', 'S6k')
 MICRO = 'micro'
 
 
@@ -158,8 +168,8 @@ def raise_nofile():
     """In a server's process: the soft limit of descriptors up to the hard one, enough for
     S4's 5,000 connections where the default soft limit is 1,024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 5100:
-        print('bench: the hard limit of open files is %d: S4 needs 5,100 (ulimit -Hn)' % hard,
+    if hard != resource.RLIM_INFINITY and hard < 10100:
+        print('bench: the hard limit of open files is %d: S6 needs 10,100 (ulimit -Hn)' % hard,
               file=sys.stderr)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -232,7 +242,7 @@ def run_loadgen(args, timeout):
 
 def scenario_args(scenario, options):
     args = list(scenario.args)
-    if scenario.name != 'S4':
+    if scenario.name not in ONCE:
         args += ['--warmup', str(options.warmup), '--duration', str(options.duration)]
     if options.quick:
         for flag, value in zip(scenario.quick_args[::2], scenario.quick_args[1::2]):
@@ -245,7 +255,7 @@ def run_one(scenario, server, options):
     with running(server, log_path) as (pid, port):
         args = scenario_args(scenario, options) + server.loadgen_args + [
             '--port', str(port), '--server-pid', str(pid)]
-        timeout = 180 if scenario.name == 'S4' else options.warmup + options.duration + 60
+        timeout = 180 if scenario.name in ONCE else options.warmup + options.duration + 60
         return run_loadgen(args, timeout)
 
 
@@ -256,13 +266,17 @@ def _summary(scenario, result):
         return '%.1f KiB per connection' % result['kib_per_connection']
     if scenario.name == 'S3':
         return '%.0f MB/s' % result['mb_per_s']
+    if scenario.name in ('S6', 'S6k'):
+        return '%.0f deliveries/s, the last after %.1f ms' % (result['rate'],
+                                                               result['last_ms_median'])
     return '%.0f/s, loadgen CPU %d%%' % (result['rate'], result['gen_cpu'] * 100)
 
 
 def _rounds(scenario, options):
-    """S4 (memory) once; the others ``--repeat`` times, every server once per round, so a
-    burst of other work on this shared machine rarely hits the same server every time."""
-    return 1 if scenario.name == 'S4' else options.repeat
+    """S4 (memory) and S6 (its own ten rounds) once; the others ``--repeat`` times, every
+    server once per round, so a burst of other work on this shared machine rarely hits the
+    same server every time."""
+    return 1 if scenario.name in ONCE else options.repeat
 
 
 def _keep_best(scenario, kept, result):

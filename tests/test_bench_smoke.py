@@ -30,12 +30,13 @@ def test_quick_run_of_every_scenario(loadgen, tmp_path):
     server = 'geventws-pure' if os.environ.get('GEVENTWS_NO_EXTENSIONS') else 'geventws'
     proc = subprocess.run(
         [sys.executable, str(BENCH / 'run.py'), '--quick', '--servers', server + ',c-echo',
-         '--scenarios', 'S1,S2,S3,S4,S5,micro', '--warmup', '0.1', '--duration', '0.2',
+         '--scenarios', 'S1,S2,S3,S4,S5,S6,micro', '--warmup', '0.1', '--duration', '0.2',
          '--repeat', '2', '--output', str(tmp_path / 'smoke.md')],
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for heading in ('### S1 ', '### S2 ', '### S3 ', '### S4 500 idle', '### S5 ',
+                    '### S6 one broadcast of a 32-byte text message to 500 open',
                     '### Masking and UTF-8', '### Targets'):
         assert heading in out
     assert 'failed' not in out
@@ -46,6 +47,7 @@ def test_quick_run_of_every_scenario(loadgen, tmp_path):
     results = json.loads((tmp_path / 'smoke.json').read_text())['results']
     assert len(results['S1'][server]['rounds']) == 2
     assert 'rounds' not in results['S4'][server]      # memory is measured once
+    assert results['S6'][server]['connections'] == 500 and results['S6'][server]['rate'] > 0
 
 
 def test_browser_like_offer_negotiates_and_compresses(loadgen, tmp_path):

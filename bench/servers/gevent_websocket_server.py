@@ -5,13 +5,26 @@ from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 
+OPEN = set()
+
+
 def app(environ, start_response):
+    """Echo; a text message starting with '!' goes to every open connection (S6), a loop of
+    its (blocking) ``send``."""
     ws = environ['wsgi.websocket']
-    while True:
-        message = ws.receive()
-        if message is None:
-            break
-        ws.send(message)
+    OPEN.add(ws)
+    try:
+        while True:
+            message = ws.receive()
+            if message is None:
+                break
+            if type(message) is str and message[:1] == '!':
+                for other in list(OPEN):
+                    other.send(message)
+            else:
+                ws.send(message)
+    finally:
+        OPEN.discard(ws)
     return []
 
 

@@ -1,6 +1,7 @@
 """geventws echo server for the benchmark: ``python geventws_server.py PORT``.
 
-With ``GEVENTWS_NO_EXTENSIONS=1`` it runs the pure-Python twin; without it, it refuses to
+A text message starting with '!' is sent to every open connection with ``broadcast()`` (S6);
+every other message is echoed. With ``GEVENTWS_NO_EXTENSIONS=1`` it runs the pure-Python twin; without it, it refuses to
 start unless the compiled hot path is in use, so a table row is never mislabelled.
 """
 import os
@@ -11,10 +12,21 @@ from gevent.pywsgi import WSGIServer
 import geventws
 
 
+#: The open connections, for S6: a text message starting with '!' goes to all of them.
+OPEN = set()
+
+
 def app(environ, start_response):
     ws = environ['wsgi.websocket']
-    for message in ws:
-        ws.send(message)
+    OPEN.add(ws)
+    try:
+        for message in ws:
+            if type(message) is str and message[:1] == '!':
+                geventws.broadcast(OPEN, message)
+            else:
+                ws.send(message)
+    finally:
+        OPEN.discard(ws)
     return []
 
 

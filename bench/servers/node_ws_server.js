@@ -9,6 +9,13 @@ const server = new WebSocketServer({
   perMessageDeflate: false,
   maxPayload: 4 * 1024 * 1024,
 });
+// A text message starting with '!' goes to every open connection (S6), a loop over clients.
 server.on('connection', (ws) => {
-  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  ws.on('message', (data, isBinary) => {
+    if (!isBinary && data[0] === 0x21) {
+      server.clients.forEach((client) => client.send(data, { binary: false }));
+    } else {
+      ws.send(data, { binary: isBinary });
+    }
+  });
 });

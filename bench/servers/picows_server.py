@@ -1,16 +1,29 @@
 """picows echo server (callbacks on the raw frames, as picows is meant to be used):
-``python picows_server.py PORT``."""
+``python picows_server.py PORT``; a text message starting with '!' goes to every open
+connection, a loop of its non-blocking ``send`` (S6)."""
 import asyncio
 import sys
 
 from picows import WSListener, WSMsgType, ws_create_server
 
+OPEN = set()
+
 
 class Echo(WSListener):
+    def on_ws_connected(self, transport):
+        OPEN.add(transport)
+
+    def on_ws_disconnected(self, transport):
+        OPEN.discard(transport)
+
     def on_ws_frame(self, transport, frame):
         if frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
+        elif frame.msg_type == WSMsgType.TEXT and frame.get_payload_as_memoryview()[:1] == b'!':
+            payload = frame.get_payload_as_bytes()
+            for other in OPEN:
+                other.send(WSMsgType.TEXT, payload)
         else:
             transport.send(frame.msg_type, frame.get_payload_as_memoryview())
 

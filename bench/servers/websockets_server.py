@@ -1,13 +1,23 @@
-"""websockets (asyncio implementation) echo server: ``python websockets_server.py PORT``."""
+"""websockets (asyncio implementation) echo server: ``python websockets_server.py PORT``; a
+text message starting with '!' goes to every open connection with ``broadcast()`` (S6)."""
 import asyncio
 import sys
 
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import broadcast, serve
+
+OPEN = set()
 
 
 async def echo(ws):
-    async for message in ws:
-        await ws.send(message)
+    OPEN.add(ws)
+    try:
+        async for message in ws:
+            if type(message) is str and message[:1] == '!':
+                broadcast(OPEN, message)
+            else:
+                await ws.send(message)
+    finally:
+        OPEN.discard(ws)
 
 
 async def main(port):

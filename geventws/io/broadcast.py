@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterable
 import gevent
 
 from ..errors import ConnectionClosed, UnsupportedOperation
+from ..protocol.frames import CLOSE_ABNORMAL
 from .base import CONNECTING, OPEN
 
 if TYPE_CHECKING:
@@ -49,8 +50,7 @@ def broadcast(sockets: Iterable[WebSocket], message: Payload, on_full: str = 'sk
             _full(ws, on_full)
             continue
         conn: Any = ws._conn
-        if conn._fragment_opcode if hasattr(conn, '_fragment_opcode') else False:
-            # A fragmented message is under way: ours goes after it.
+        if conn._fragment_opcode:   # a fragmented message is under way: ours after it
             gevent.spawn(_send_later, ws, message)
             taken += 1
             continue
@@ -70,7 +70,21 @@ def broadcast(sockets: Iterable[WebSocket], message: Payload, on_full: str = 'sk
                     continue
         except (ConnectionClosed, UnsupportedOperation):
             continue
-        ws._push(list(frames))
+        raw = ws._raw
+        if out is None and raw is not None and len(frames) == 1:
+            # The common case, as _push would do it: one write, the rest (if any) queued.
+            frame = frames[0]
+            try:
+                sent = raw.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                ws._terminate(CLOSE_ABNORMAL, str(exc), False)
+                continue
+            if sent < len(frame):
+                ws._push([memoryview(frame)[sent:]])
+        else:
+            ws._push(list(frames))
         taken += 1
     return taken
 

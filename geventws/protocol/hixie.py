@@ -159,6 +159,7 @@ class HixieConnection:
     client = False      # the drafts are implemented for the server role only
     extension = None    # and have no extensions
     can_ping = False    # nor pings: no keepalive
+    _fragment_opcode = 0   # a message sent in fragments goes out whole at its end
 
     def __init__(self, draft: int = 76, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         if draft not in (75, 76):
