@@ -34,8 +34,9 @@ CORK_LIMIT = 256 * 1024
 WRITE_LIMIT = 1024 * 1024
 
 #: Messages one connection hands to the app in a row before it lets the others run: a peer
-#: that floods keeps nobody else waiting for longer than this much work.
-FAIR_MESSAGES = 64
+#: that floods keeps nobody else waiting for longer than this much work (about a
+#: millisecond; fewer turns split pipelined batches: bench/RESULTS.md, issue 18).
+FAIR_MESSAGES = 256
 
 #: Seconds the answer to the peer's close may wait for the app to take the messages that
 #: arrived before it (so that it can still answer them); with none waiting, it goes at once.

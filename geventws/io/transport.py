@@ -212,7 +212,9 @@ class Transport(WebSocketBase):
             else:
                 self._push(buffers, True)
             return
-        out.add(buffers)   # behind what waits already
+        out.buffers.extend(buffers)   # behind what waits already (Outgoing.add, inline)
+        for buffer in buffers:
+            out.size += len(buffer) if type(buffer) is bytes else size_of(buffer)
         if not out.writing and (not more_input or out.size > CORK_LIMIT):
             self._flush()   # the last answer of a batch, or corked long enough
 
