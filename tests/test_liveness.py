@@ -492,6 +492,18 @@ class FrameCounter:
         return False
 
 
+def _registering_app(opened):
+    """An app that accepts, puts each WebSocket in ``opened`` and holds it until its client
+    goes."""
+    def app(environ, start_response):
+        ws = environ['wsgi.websocket']
+        ws.accept()
+        opened.append(ws)
+        ws.receive()
+        return []
+    return app
+
+
 def _stuck_client(port):
     """A client that completes the handshake and then never reads."""
     client = RawClient(port)
@@ -506,15 +518,7 @@ def test_broadcast_to_1000_with_one_that_never_reads(serve):
     _raise_fd_limit(4096)
     opened = []
     state = AppState()
-
-    def app(environ, start_response):
-        ws = environ['wsgi.websocket']
-        ws.accept()
-        opened.append(ws)
-        ws.receive()   # until the client goes
-        return []
-
-    server = serve(app)
+    server = serve(_registering_app(opened))
     stuck = _stuck_client(server.port)
     clients = [_stuck_client(server.port) for _ in range(999)]
     while len(opened) < 1000:
@@ -547,15 +551,7 @@ def test_broadcast_leaves_out_a_connection_over_its_write_limit(serve, on_full):
     from geventws import broadcast
     opened = []
     state = AppState()
-
-    def app(environ, start_response):
-        ws = environ['wsgi.websocket']
-        ws.accept()
-        opened.append(ws)
-        ws.receive()
-        return []
-
-    server = serve(app, _handler(write_limit=256 * 1024))
+    server = serve(_registering_app(opened), _handler(write_limit=256 * 1024))
     stuck = _stuck_client(server.port)
     readers = [websocket.create_connection(server.url, timeout=TIMEOUT) for _ in range(3)]
     while len(opened) < 4:
