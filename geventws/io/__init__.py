@@ -7,4 +7,9 @@ sockets, one greenlet per connection.
 - ``handler``: ``WebSocketHandler``, gevent.pywsgi's handler plus upgrades; ``requesthead``
   reads request heads for it and ``forwarded`` believes trusted proxies' headers.
 - ``client``: ``connect()`` and ``WebSocketClient``.
+- ``transport`` and ``keepalive``: how a connection's bytes move (read by the hub, written
+  without blocking anyone but the sender) and how dead peers are found; ``broadcast``.
+
+../shared/DESIGN.md names these modules at the package's top level; they are a subpackage so
+that the I/O layer is a place in the tree, as the protocol core is.
 """
