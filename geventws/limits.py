@@ -35,7 +35,8 @@ WRITE_LIMIT = 1024 * 1024
 
 #: Messages one connection hands to the app in a row before it lets the others run: a peer
 #: that floods keeps nobody else waiting for longer than this much work (about a
-#: millisecond; fewer turns split pipelined batches: bench/RESULTS.md, issue 18).
+#: millisecond; fewer per turn split pipelined batches: bench/RESULTS.md, "every connection
+#: answers on its own").
 FAIR_MESSAGES = 256
 
 #: Seconds the answer to the peer's close may wait for the app to take the messages that
