@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterable
 import gevent
 
 from ..errors import ConnectionClosed, UnsupportedOperation
-from ..protocol.frames import CLOSE_ABNORMAL
 from .base import CONNECTING, OPEN
 
 if TYPE_CHECKING:
@@ -70,21 +69,7 @@ def broadcast(sockets: Iterable[WebSocket], message: Payload, on_full: str = 'sk
                     continue
         except (ConnectionClosed, UnsupportedOperation):
             continue
-        raw = ws._raw
-        if out is None and raw is not None and len(frames) == 1:
-            # The common case, as _push would do it: one write, the rest (if any) queued.
-            frame = frames[0]
-            try:
-                sent = raw.send(frame)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                ws._terminate(CLOSE_ABNORMAL, str(exc), False)
-                continue
-            if sent < len(frame):
-                ws._push([memoryview(frame)[sent:]])
-        else:
-            ws._push(list(frames))
+        ws._push(list(frames))   # a copy: _push consumes it, and the frames are shared
         taken += 1
     return taken
 

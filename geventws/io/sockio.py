@@ -62,6 +62,15 @@ def size_of(buffer: BytesLike) -> int:
     return buffer.nbytes if type(buffer) is memoryview else len(buffer)
 
 
+def total_size(buffers: Buffers) -> int:
+    """The bytes in ``buffers``. Frames are mostly ``bytes``, whose ``len`` is their size:
+    no call per buffer for them."""
+    total = 0
+    for buffer in buffers:
+        total += len(buffer) if type(buffer) is bytes else size_of(buffer)
+    return total
+
+
 def send_some(raw: RawSocket, buffers: Buffers) -> int:
     """Write what the kernel takes now of ``buffers`` (a list, consumed in place) without
     blocking; returns how many bytes went."""
@@ -80,7 +89,7 @@ def _consume(buffers: Buffers, sent: int) -> None:
     """Drop ``sent`` bytes from the front of ``buffers``."""
     done = 0
     for buffer in buffers:
-        size = len(buffer) if type(buffer) is bytes else size_of(buffer)
+        size = size_of(buffer)
         if sent < size:
             break
         sent -= size

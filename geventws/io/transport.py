@@ -37,7 +37,7 @@ from ..protocol.events import MessageEvent
 from ..protocol.frames import CLOSE_ABNORMAL
 from ..speedups import WebSocketBase
 from .base import input_waits
-from .sockio import read_buffer, send_some, size_of
+from .sockio import read_buffer, send_some, total_size
 
 if TYPE_CHECKING:
     from .._types import Buffers
@@ -54,7 +54,7 @@ class Outgoing:
 
     def __init__(self, buffers: Buffers) -> None:
         self.buffers = buffers
-        self.size = _total(buffers)
+        self.size = total_size(buffers)
         self.written = 0                 # bytes written so far
         self.room: Event | None = None   # set for waiting senders once room_at bytes went
         self.room_at = 0
@@ -62,16 +62,7 @@ class Outgoing:
 
     def add(self, buffers: Buffers) -> None:
         self.buffers.extend(buffers)
-        for buffer in buffers:
-            self.size += len(buffer) if type(buffer) is bytes else size_of(buffer)
-
-
-def _total(buffers: Buffers) -> int:
-    """The bytes in ``buffers``: frames are mostly ``bytes``, whose ``len`` is their size."""
-    total = 0
-    for buffer in buffers:
-        total += len(buffer) if type(buffer) is bytes else size_of(buffer)
-    return total
+        self.size += total_size(buffers)
 
 
 class Transport(WebSocketBase):
@@ -212,9 +203,7 @@ class Transport(WebSocketBase):
             else:
                 self._push(buffers, True)
             return
-        out.buffers.extend(buffers)   # behind what waits already (Outgoing.add, inline)
-        for buffer in buffers:
-            out.size += len(buffer) if type(buffer) is bytes else size_of(buffer)
+        out.add(buffers)   # behind what waits already
         if not out.writing and (not more_input or out.size > CORK_LIMIT):
             self._flush()   # the last answer of a batch, or corked long enough
 
@@ -298,7 +287,7 @@ class Transport(WebSocketBase):
                 while out.buffers and not self._over:
                     buffers, out.buffers = out.buffers, []
                     self._write_blocking(buffers)
-                    size = _total(out.buffers)
+                    size = total_size(out.buffers)
                     out.written += out.size - size
                     out.size = size
                     if out.room is not None and out.written >= out.room_at:
