@@ -152,7 +152,7 @@ class WebSocket(Transport, Keepalive):
         self._out = None             # frames not written yet (transport.Outgoing)
         self._waiting = None         # the greenlet waiting for input
         self._reader: Any = None     # the socket's read watcher, or the reader greenlet
-        self._paused: Any = False    # reading paused: True, or an Event for a greenlet
+        self._paused: Any = False    # reading paused (see Transport._pause_reading)
         self._heard = False          # data came since keepalive's last ping
         self._send_lock = Lock()
         self._read_lock = Lock()

@@ -152,8 +152,9 @@ class Connection:
 
     def _close_received(self, payload: bytes) -> CloseReceived:
         """The peer's close frame. When it starts the closing handshake, the answer is left
-        to the I/O layer (``send_close(event.code)``): RFC 6455 5.5.1 lets an endpoint send
-        what it still owes first, so messages that came before the close can be answered."""
+        to the I/O layer (``send_close(event.code, event.reason)``): RFC 6455 5.5.1 lets an
+        endpoint send what it still owes first, so messages that came before the close can be
+        answered."""
         code, reason = parse_close_payload(payload)
         self.close_received = (code, reason)
         self.state = CLOSED if self.close_sent is not None else CLOSING
@@ -161,8 +162,8 @@ class Connection:
 
     def _fail(self, error: ProtocolError) -> None:
         """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): read no more. The close frame
-        (``send_failure_close()``) is the I/O layer's to send once the messages that came
-        before the error were delivered, so that their answers still go out (Autobahn 3.2,
+        (``send_failure_close()``) is the I/O layer's to send, after the messages that came
+        before the error when the app has yet to take them, so that their answers still go out (Autobahn 3.2,
         5.15 expect the echo of the message before the error, then the close).
 
         The error is kept, and given to the app, without its traceback: the parser's frames

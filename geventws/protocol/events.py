@@ -88,7 +88,7 @@ class Compressed:
 
 class CloseReceived:
     """The peer's close frame. If we have not sent ours, the I/O layer answers it (RFC 6455
-    5.5.1) once every message received before it was delivered."""
+    5.5.1), after the messages received before it when the app has yet to take them."""
 
     __slots__ = ('code', 'reason')
 
@@ -99,7 +99,8 @@ class CloseReceived:
 
 class Failure:
     """The peer broke the protocol; the I/O layer fails the connection with
-    ``send_failure_close()`` (code ``error.code``) once the messages before it were delivered."""
+    ``send_failure_close()`` (code ``error.code``), after the messages before it when the app
+    has yet to take them."""
 
     __slots__ = ('error',)
 
