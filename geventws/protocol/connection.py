@@ -163,8 +163,9 @@ class Connection:
     def _fail(self, error: ProtocolError) -> None:
         """_Fail the WebSocket Connection_ (RFC 6455 7.1.7): read no more. The close frame
         (``send_failure_close()``) is the I/O layer's to send, after the messages that came
-        before the error when the app has yet to take them, so that their answers still go out (Autobahn 3.2,
-        5.15 expect the echo of the message before the error, then the close).
+        before the error when the app has yet to take them, so that their answers still go
+        out (Autobahn 3.2, 5.15 expect the echo of the message before the error, then the
+        close).
 
         The error is kept, and given to the app, without its traceback: the parser's frames
         in it (and their callers', which hold the connection) would make a reference cycle
