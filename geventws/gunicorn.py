@@ -10,7 +10,7 @@ one of them), ``timeout``, ``certfile``/``keyfile`` (wss) and the access log wor
 gevent worker. Three more are applied here because gunicorn's pywsgi worker ignores them:
 
 - ``keepalive``: seconds an idle HTTP connection may wait for its next request (0: one
-  request per connection).
+  request per connection): the handler's ``keepalive_timeout``.
 - ``forwarded_allow_ips``: X-Forwarded-Proto/-For are believed from these addresses only
   (geventws.io.forwarded).
 - ``graceful_timeout``: on SIGTERM (a graceful stop, or the old workers of a SIGHUP reload)
@@ -18,12 +18,16 @@ gevent worker. Three more are applied here because gunicorn's pywsgi worker igno
   ``graceful_timeout`` for the closing handshakes (geventws.shutdown). SIGINT and SIGQUIT
   remain gunicorn's quick shutdown, which cuts connections.
 
-The connections' own options (``max_message_size``, ``max_queue``, ``close_timeout``,
-``ping_interval``, ``ping_timeout``, ``write_limit``: geventws.limits) are not gunicorn's, so
-gunicorn's command line does not know them. Set them in the config file with a configured
-worker class, ``worker_class = GeventWebSocketWorker.configure(ping_interval=10)``, or in the
-environment as ``GEVENTWS_PING_INTERVAL=10`` (gunicorn's ``--env`` or ``raw_env`` work too);
-the config file's values win.
+The server's own options (``max_message_size``, ``max_queue``, ``close_timeout``,
+``ping_interval``, ``ping_timeout``, ``write_limit``, ``handshake_timeout``,
+``max_request_head``, ``max_header_line``, ``max_headers``, ``legacy``, ``origins``:
+geventws.limits.SERVER_OPTIONS, all but ``keepalive_timeout``, which is gunicorn's
+``keepalive``) are not gunicorn's, so gunicorn's command line does not know them. Set them in
+the config file with a configured worker class,
+``worker_class = GeventWebSocketWorker.configure(ping_interval=10, origins=[...])``, or in the
+environment as ``GEVENTWS_PING_INTERVAL=10``, ``GEVENTWS_ORIGINS=https://a.example,none``,
+``GEVENTWS_LEGACY=off`` (gunicorn's ``--env`` or ``raw_env`` work too); the config file's
+values win.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 from .io.handler import WebSocketHandler, request_headers_from_environ
-from .limits import CONNECTION_OPTIONS
+from .limits import SERVER_OPTIONS
 from .shutdown import OpenWebSockets
 from .speedups import recycle_frame_stacks
 
@@ -45,32 +49,12 @@ if TYPE_CHECKING:
 class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
     """WebSocket upgrades first; gunicorn's environ extras and access log from its handler."""
 
-    #: gunicorn's ``keepalive`` setting; None: wait for further requests without a limit.
-    keepalive: float | None = None
-    _requests_read = 0
-
-    def read_requestline(self) -> str:
-        """The first request comes when it comes; a next one within ``keepalive``
-        seconds (0: ``read_request`` made the first one the last)."""
-        self._requests_read += 1
-        if self._requests_read == 1 or self.keepalive is None:
-            return super().read_requestline()
-        with gevent.Timeout(self.keepalive, False):
-            return super().read_requestline()
-        return ''   # idle for longer than keepalive: pywsgi closes the connection
-
     def log_request(self) -> None:
         if self.headers is None:
             # An upgraded connection let its parsed header fields go (memory): the access
             # log's %({name}i) atoms get them back from the environ.
             self.headers = request_headers_from_environ(self.environ)
         super().log_request()
-
-    def read_request(self, raw_requestline: str) -> bool:
-        valid = super().read_request(raw_requestline)
-        if self.keepalive is not None and self.keepalive <= 0:
-            self.close_connection = True
-        return valid
 
 
 class GeventWebSocketWorker(GeventPyWSGIWorker):
@@ -82,19 +66,23 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
 
     @classmethod
     def configure(cls, **options: Any) -> type[GeventWebSocketWorker]:
-        """A worker class whose connections have these options (``max_queue``,
-        ``ping_interval``, ...: ``WebSocketHandler.configure``'s), for a config file's
+        """A worker class whose server has these options (``max_queue``, ``ping_interval``,
+        ``origins``, ...: ``WebSocketHandler.configure``'s), for a config file's
         ``worker_class``."""
-        unknown = set(options) - set(CONNECTION_OPTIONS)
+        if 'keepalive_timeout' in options:
+            raise TypeError("keepalive_timeout is gunicorn's keepalive setting here")
+        unknown = set(options) - set(SERVER_OPTIONS)
         if unknown:
-            raise TypeError('unknown connection option(s): %s' % ', '.join(sorted(unknown)))
+            raise TypeError('unknown server option(s): %s' % ', '.join(sorted(unknown)))
         return type(cls.__name__, (cls,), {'options': {**cls.options, **options}})
 
     @staticmethod
     def environment_options() -> dict[str, Any]:
-        """The connections' options set as ``GEVENTWS_NAME`` in the environment."""
+        """The server's options set as ``GEVENTWS_NAME`` in the environment."""
         options = {}
-        for name, parse in CONNECTION_OPTIONS.items():
+        for name, parse in SERVER_OPTIONS.items():
+            if name == 'keepalive_timeout':
+                continue   # gunicorn's keepalive
             value = os.environ.get('GEVENTWS_' + name.upper())
             if value is not None:
                 options[name] = parse(value)
@@ -106,7 +94,7 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
         self.websockets = OpenWebSockets()
         self.servers: list[Any] = []
         self.wsgi_handler = self.wsgi_handler.configure(
-            registry=self.websockets, keepalive=self.cfg.keepalive,
+            registry=self.websockets, keepalive_timeout=self.cfg.keepalive,
             forwarded_allow_ips=self.cfg.forwarded_allow_ips,
             **{**self.environment_options(), **self.options})
         super().init_process()

@@ -58,22 +58,57 @@ MAX_RESPONSE_HEAD = 64 * 1024
 #: (they carry no Content-Length) before the handshake is refused with 400.
 HIXIE76_KEY3_TIMEOUT = 10.0
 
-#: Longest request header line and most lines in a request head (its blank last line
-#: included): http.client's limits, which gevent.pywsgi applies, kept so that a request is
-#: refused with 400 exactly when pywsgi alone would refuse it (geventws.io.requesthead).
-MAX_HEADER_LINE = 65536
-MAX_HEADER_LINES = 100
+#: Seconds a request on a server connection has to deliver its whole head, counted from the
+#: connection's start (or, on a keep-alive connection, from the next request's first byte):
+#: past it the connection is closed without an answer, so that peers sending nothing or one
+#: byte at a time (slowloris) cannot hold file descriptors.
+HANDSHAKE_TIMEOUT = 10.0
+
+#: Seconds an HTTP connection may wait idle for its next request (gunicorn's keepalive
+#: default is 2; 5 leaves browsers' request bursts on one connection).
+KEEPALIVE_TIMEOUT = 5.0
+
+#: Largest request head (request line and header fields, in bytes); over it, 431.
+MAX_REQUEST_HEAD = 64 * 1024
+
+#: Seconds a refused request's connection stays open after the answer, reading what the
+#: client still sends (at most 16 MiB), so that closing does not reset the answer away.
+REFUSAL_LINGER = 2.0
+
+#: Longest header line and most header fields of a request; over either, 431. (The request
+#: line has gevent.pywsgi's limit of 8 KiB, over which it answers 414.)
+MAX_HEADER_LINE = 64 * 1024
+MAX_HEADERS = 100
 
 
 def _seconds_or_off(text: str) -> float | None:
     return None if text.strip().lower() in ('none', 'off') else float(text)
 
 
-#: The options of each WebSocket connection that a server takes in every place it is
-#: configured (``WebSocketHandler.configure(name=...)``, ``geventws serve --name``, the gunicorn
+def _switch(text: str) -> bool:
+    """'1', 'true', 'yes', 'on' -> True; '0', 'false', 'no', 'off' -> False."""
+    value = text.strip().lower()
+    if value in ('1', 'true', 'yes', 'on'):
+        return True
+    if value in ('0', 'false', 'no', 'off'):
+        return False
+    raise ValueError('expected on or off, not %r' % text)
+
+
+def _origins(text: str) -> list[str | None]:
+    """Comma-separated origins; the word ``none`` stands for requests without an Origin."""
+    return [None if item.lower() == 'none' else item
+            for item in (part.strip() for part in text.split(',')) if item]
+
+
+#: The options of a server's connections that it takes in every place it is configured
+#: (``WebSocketHandler.configure(name=...)``, ``geventws serve --name``, the gunicorn
 #: worker's ``GEVENTWS_NAME`` or ``GeventWebSocketWorker.configure``): name -> what makes its
 #: value of a string.
-CONNECTION_OPTIONS: dict[str, Callable[[str], object]] = {
+SERVER_OPTIONS: dict[str, Callable[[str], object]] = {
     'max_message_size': int, 'max_queue': int, 'close_timeout': float,
     'ping_interval': _seconds_or_off, 'ping_timeout': _seconds_or_off, 'write_limit': int,
+    'handshake_timeout': _seconds_or_off, 'keepalive_timeout': _seconds_or_off,
+    'max_request_head': int, 'max_header_line': int, 'max_headers': int,
+    'legacy': _switch, 'origins': _origins,
 }

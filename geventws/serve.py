@@ -19,7 +19,7 @@ import sys
 from typing import Any, Sequence
 
 from . import limits
-from .limits import CONNECTION_OPTIONS
+from .limits import SERVER_OPTIONS
 from .speedups import recycle_frame_stacks
 
 GRACEFUL_TIMEOUT = 10.0
@@ -39,14 +39,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "addresses or networks, or '*' (default: none)")
     parser.add_argument('--graceful-timeout', type=float, default=GRACEFUL_TIMEOUT,
                         help='seconds to let connections finish on SIGTERM/SIGINT (%(default)s)')
-    for name, parse in CONNECTION_OPTIONS.items():
+    parser.add_argument('--max-connections', type=int, metavar='N',
+                        help='connections served at once (WebSockets included); more wait '
+                             'in the listen backlog (default: no limit)')
+    parser.add_argument('--no-legacy', dest='legacy', action='store_false',
+                        default=argparse.SUPPRESS,
+                        help='answer the hixie drafts (draft-75/76) with 426: RFC 6455 only')
+    parser.add_argument('--origins', type=SERVER_OPTIONS['origins'], metavar='ORIGINS',
+                        default=argparse.SUPPRESS,
+                        help="Origins allowed to open WebSockets, comma-separated, exact "
+                             "('none': requests without Origin); others get 403 "
+                             "(default: any)")
+    for name, parse in SERVER_OPTIONS.items():
+        if name in ('legacy', 'origins'):
+            continue
         parser.add_argument('--' + name.replace('_', '-'), type=parse, dest=name,
                             default=argparse.SUPPRESS, metavar='VALUE',
-                            help='each connection\'s %s (default %s%s)' % (
-                                name, getattr(limits, name.upper()),
-                                '; none: off' if parse is not int and 'ping' in name else ''))
+                            help='%s (default %s%s)' % (
+                                name.replace('_', ' '), getattr(limits, name.upper()),
+                                '; none: off' if parse not in (int, float) else ''))
     args = parser.parse_args(argv)
-    options = {name: getattr(args, name) for name in CONNECTION_OPTIONS if hasattr(args, name)}
+    options = {name: getattr(args, name) for name in SERVER_OPTIONS if hasattr(args, name)}
     if bool(args.certfile) != bool(args.keyfile):
         parser.error('--certfile and --keyfile go together')
 
@@ -58,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error('cannot load %s: %s' % (args.app, exc))
     server = make_server(app, args.host, args.port, certfile=args.certfile,
                          keyfile=args.keyfile, forwarded_allow_ips=args.forwarded_allow_ips,
-                         options=options)
+                         options=options, max_connections=args.max_connections)
     recycle_frame_stacks()   # this process is a server: a greenlet per connection
     print('serving %s at %s' % (args.app, ' and '.join(urls(server))), flush=True)
     serve_until_stopped(server, args.graceful_timeout)
@@ -82,10 +95,13 @@ def load_app(spec: str) -> Any:
 def make_server(app: Any, host: str = '127.0.0.1', port: int = 8000,
                 certfile: str | None = None, keyfile: str | None = None,
                 forwarded_allow_ips: str | Sequence[str] | None = None,
-                options: dict[str, Any] | None = None, **server_kw: Any) -> Any:
+                options: dict[str, Any] | None = None, max_connections: int | None = None,
+                **server_kw: Any) -> Any:
     """A bound, not yet serving, ``WSGIServer`` with a ``WebSocketHandler`` (a
     ``geventws.shutdown.StoppableHandler``) that ``serve_until_stopped`` can stop gracefully;
-    ``options``: the connections' (``WebSocketHandler.configure``)."""
+    ``options``: the connections' (``WebSocketHandler.configure``); ``max_connections``: how
+    many are served at once (gevent's server stops accepting while its pool is full, so that
+    the others wait in the kernel's listen backlog)."""
     from gevent.pool import Pool
     from gevent.pywsgi import WSGIServer
 
@@ -94,7 +110,7 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 8000,
     handler = StoppableHandler.configure(registry=OpenWebSockets(), waiting=set(),
                                          forwarded_allow_ips=forwarded_allow_ips,
                                          **(options or {}))
-    server_kw.setdefault('spawn', Pool())   # so that stopping can wait for the connections
+    server_kw.setdefault('spawn', Pool(max_connections))   # stopping waits for its greenlets
     if certfile:
         server_kw.update(certfile=certfile, keyfile=keyfile)
     server = WSGIServer((host, port), app, handler_class=handler, **server_kw)

@@ -805,3 +805,33 @@ def assert_frame_stacks_as_expected(url):
         assert '_framestacks' not in seen['allocator'], seen
         assert seen['kept'] in (0, None), seen   # None: the module was not built
     return seen
+
+
+#: Server options that the deploy tests set in each place a server is configured, and that
+#: ``assert_server_options`` then observes from outside.
+SERVER_OPTIONS = {'handshake_timeout': 1.0, 'origins': ['https://chat.example', None],
+                  'legacy': False, 'max_request_head': 4000}
+
+
+def assert_server_options(port):
+    """The server at ``port`` behaves as SERVER_OPTIONS say: a silent connection is closed
+    after about a second, a foreign Origin gets 403 and the listed ones (or none) 101, a
+    hixie-75 request 426, and a head over 4000 bytes 431."""
+    def status_of(headers, extra_fields=()):
+        client = RawClient(port)
+        try:
+            return client.request(headers=list(headers) + list(extra_fields),
+                                  path='/echo')[0]
+        finally:
+            client.close()
+
+    assert status_of(upgrade_headers(Origin='https://chat.example')) == 101
+    assert status_of(upgrade_headers()) == 101
+    assert status_of(upgrade_headers(Origin='https://evil.example')) == 403
+    assert status_of([('Host', 'x'), ('Upgrade', 'WebSocket'), ('Connection', 'Upgrade'),
+                      ('Origin', 'https://chat.example')]) == 426
+    assert status_of(upgrade_headers(), [('X-Big', 'x' * 4000)]) == 431
+    with socket.create_connection(('127.0.0.1', port), timeout=10) as silent:
+        start = time.monotonic()
+        assert silent.recv(1) == b''
+        assert 0.5 < time.monotonic() - start < 5

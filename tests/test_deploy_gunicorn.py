@@ -11,8 +11,9 @@ import time
 import pytest
 import websocket
 
-from helpers import (APPS_DIR, PYTHON, ROOT, assert_echoes, assert_frame_stacks_as_expected,
-                     free_port, http_get, python_env, read_until_close, ws_connect)
+from helpers import (APPS_DIR, PYTHON, ROOT, SERVER_OPTIONS, assert_echoes,
+                     assert_frame_stacks_as_expected, assert_server_options, free_port,
+                     http_get, python_env, read_until_close, ws_connect)
 
 pytestmark = pytest.mark.gunicorn
 
@@ -299,7 +300,32 @@ def test_connection_options_from_a_config_file(programs, tmp_path):
         assert _options_of(port) == OPTIONS   # the config file's win over the environment
 
 
+def test_server_options_from_the_environment(programs):
+    port = free_port()
+    env = python_env(GEVENTWS_HANDSHAKE_TIMEOUT='1',
+                     GEVENTWS_ORIGINS='https://chat.example, none', GEVENTWS_LEGACY='off',
+                     GEVENTWS_MAX_REQUEST_HEAD='4000')
+    programs([PYTHON, '-m', 'gunicorn', '-k', WORKER, '-w', '1', '-b', '127.0.0.1:%d' % port,
+              '--no-control-socket', '--chdir', APPS_DIR, 'flask_app:app'], port, env=env,
+             stop_signal=QUICK_STOP)
+    assert_server_options(port)
+
+
+def test_server_options_from_a_config_file(programs, tmp_path):
+    config = tmp_path / 'gunicorn.conf.py'
+    config.write_text('from geventws.gunicorn import GeventWebSocketWorker\n'
+                      'worker_class = GeventWebSocketWorker.configure(%s)\n'
+                      % ', '.join('%s=%r' % item for item in SERVER_OPTIONS.items()))
+    port = free_port()
+    programs([PYTHON, '-m', 'gunicorn', '-c', str(config), '-w', '1',
+              '-b', '127.0.0.1:%d' % port, '--no-control-socket', '--chdir', APPS_DIR,
+              'flask_app:app'], port, env=python_env(), stop_signal=QUICK_STOP)
+    assert_server_options(port)
+
+
 def test_configure_checks_the_options():
     from geventws.gunicorn import GeventWebSocketWorker
     with pytest.raises(TypeError):
         GeventWebSocketWorker.configure(ping_intreval=1)
+    with pytest.raises(TypeError, match="gunicorn's keepalive"):
+        GeventWebSocketWorker.configure(keepalive_timeout=1)

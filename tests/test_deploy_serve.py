@@ -11,7 +11,7 @@ import pytest
 
 from geventws.io.forwarded import TrustedProxies
 from geventws.protocol.frames import OP_PING
-from helpers import (APPS_DIR, PYTHON, RawClient, assert_echoes,
+from helpers import (APPS_DIR, PYTHON, RawClient, assert_echoes, assert_server_options,
                      assert_frame_stacks_as_expected, free_port, http_get, python_env,
                      read_until_close, ws_connect)
 
@@ -163,6 +163,30 @@ def test_connection_options(geventws_serve):
     ws = ws_connect('ws://127.0.0.1:%d/options' % server.port)
     assert json.loads(ws.recv()) == OPTIONS
     ws.close()
+
+
+def test_server_options(geventws_serve):
+    server = geventws_serve('flask_app:app', '--handshake-timeout', '1', '--origins',
+                            'https://chat.example,none', '--no-legacy',
+                            '--max-request-head', '4000')
+    assert_server_options(server.port)
+
+
+def test_max_connections_makes_new_connections_wait(geventws_serve):
+    server = geventws_serve('flask_app:app', '--max-connections', '2')
+    first = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    second = ws_connect('ws://127.0.0.1:%d/echo' % server.port)
+    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as third:
+        # Accepted by the kernel, not by the server: it waits in the backlog.
+        third.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        third.settimeout(1)
+        with pytest.raises(socket.timeout):
+            third.recv(100)
+        first.close()
+        third.settimeout(10)
+        assert third.recv(100).startswith(b'HTTP/1.1 200')
+    assert_echoes(second)
+    second.close()
 
 
 def test_keepalive_closes_a_client_that_answers_no_ping(geventws_serve):

@@ -55,14 +55,22 @@ def test_plain_upgrade_heads_are_taken(data):
     PLAIN.replace(b'Host: h\r\n', b'Host : h\r\n'),
     PLAIN.replace(b'GET / HTTP/1.1\r\n', b'GET / HTTP/1.1\n'),
     PLAIN.replace(b'GET / HTTP/1.1\r\n', b'GET /\r HTTP/1.1\r\n'),
-    PLAIN.replace(b'\r\n\r\n', b'\r\n' + b'X: y\r\n' * 95 + b'\r\n'),     # 100 fields: 400
+    PLAIN.replace(b'\r\n\r\n', b'\r\n' + b'X: y\r\n' * 96 + b'\r\n'),     # 101 fields: 431
 ])
 def test_other_first_requests_are_left_to_pywsgi(data):
     assert plain_upgrade_head(data) is None
 
 
-def test_ninety_nine_fields_are_still_plain():
-    assert plain_upgrade_head(PLAIN.replace(b'\r\n\r\n', b'\r\n' + b'X: y\r\n' * 94 + b'\r\n'))
+def test_a_hundred_fields_are_still_plain():
+    assert plain_upgrade_head(PLAIN.replace(b'\r\n\r\n', b'\r\n' + b'X: y\r\n' * 95 + b'\r\n'))
+
+
+def test_heads_over_a_servers_limits_are_left_to_pywsgi():
+    # (whose reading answers 431: test_requesthead)
+    assert plain_upgrade_head(PLAIN, max_size=len(PLAIN) - 1) is None
+    assert plain_upgrade_head(PLAIN, max_line=len(PLAIN) - 1) is None
+    assert plain_upgrade_head(PLAIN, max_headers=4) is None
+    assert plain_upgrade_head(PLAIN, max_size=len(PLAIN), max_line=len(PLAIN), max_headers=5)
 
 
 class Recording(WebSocketHandler):
@@ -122,7 +130,7 @@ REQUESTS = {
 def test_same_request_as_pywsgi_reads(name, base, serve, monkeypatch):
     taken = []
     monkeypatch.setattr(handler_module, 'plain_upgrade_head',
-                        lambda data: taken.append(plain_upgrade_head(data)) or taken[-1])
+                        lambda *args: taken.append(plain_upgrade_head(*args)) or taken[-1])
     environ = dict(base)
     ours = serve(_environ_page, Recording, environ=environ)
     pywsgis = serve(_environ_page, PywsgiReading, environ=environ)
@@ -137,10 +145,10 @@ def test_a_head_in_pieces_and_early_frames(serve, monkeypatch):
     first_reads = []
     first_read = threading.Event()
 
-    def recording(data):
+    def recording(data, *limits):
         first_reads.append(data)
         first_read.set()
-        return plain_upgrade_head(data)
+        return plain_upgrade_head(data, *limits)
     monkeypatch.setattr(handler_module, 'plain_upgrade_head', recording)
     client = RawClient(serve(echo_app).port)
     try:
@@ -274,7 +282,7 @@ def _websockets(url):
 def test_real_clients_take_the_shortcut_and_get_pywsgis_environ(client, serve, monkeypatch):
     taken = []
     monkeypatch.setattr(handler_module, 'plain_upgrade_head',
-                        lambda data: taken.append(plain_upgrade_head(data)) or taken[-1])
+                        lambda *args: taken.append(plain_upgrade_head(*args)) or taken[-1])
     ours = serve(_environ_message, Recording)
     pywsgis = serve(_environ_message, PywsgiReading)
     seen = [client(server.url + 'path?q=1') for server in (ours, pywsgis)]

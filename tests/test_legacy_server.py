@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 import geventws.io.handler
-from geventws import UnsupportedOperation
+from geventws import UnsupportedOperation, WebSocketHandler
 from geventws.protocol.frames import OP_TEXT
 from helpers import (KNOWN_ANSWERS, RawClient, Recorder, TrackingHandler, close_frame,
                      cooperative_server_context,
@@ -482,3 +482,30 @@ def test_no_greenlet_or_fd_left(serve):
         endings[i % 3](client)
     assert settled(lambda: server.call(greenlet_count), greenlets_before) <= greenlets_before
     assert settled(fd_count, fds_before) <= fds_before
+
+
+@pytest.mark.parametrize('field, value', [
+    ('Origin', 'http://example.com\r\n Set-Cookie: a=1'),   # obs-fold: a line break in it
+    ('Host', 'example.com\r\n\tX: y'),
+    ('Origin', 'http://example.com\x0bX'),
+    ('X-Other', 'one\r\n two'),
+])
+def test_hixie_fields_with_a_line_break_or_control_are_400_and_never_repeated(
+        serve, draft, field, value):
+    client = HixieClient(serve(echo_app).port, draft)
+    try:
+        status, body = _rejected(client, headers=hixie_headers(draft, **{field: value}))
+    finally:
+        client.close()
+    assert status == 400 and 'control character or a folded line' in body
+    assert 'Set-Cookie' not in body and 'X: y' not in body
+
+
+def test_legacy_off_answers_the_drafts_with_426(serve, draft):
+    client = HixieClient(serve(echo_app, WebSocketHandler.configure(legacy=False)).port, draft)
+    try:
+        client.send_request()
+        status, headers = client.read_head()
+    finally:
+        client.close()
+    assert status == 426 and headers['sec-websocket-version'] == '13, 8, 7'

@@ -16,22 +16,25 @@ import functools
 import io
 import operator
 import sys
+import time
 from collections import deque
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
-from gevent import pywsgi
-from gevent.pywsgi import Input, WSGIHandler, unquote_latin1
+from gevent import Timeout, pywsgi
+from gevent.pywsgi import Input, WSGIHandler, _InvalidClientInput, unquote_latin1
 
 from ..errors import ConnectionClosed, HandshakeError
-from ..limits import (CLOSE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, MAX_MESSAGE_SIZE, MAX_QUEUE,
-                      PING_INTERVAL, PING_TIMEOUT, WRITE_LIMIT)
+from ..limits import (CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, KEEPALIVE_TIMEOUT,
+                      MAX_HEADER_LINE, MAX_HEADERS, MAX_MESSAGE_SIZE, MAX_QUEUE,
+                      MAX_REQUEST_HEAD, PING_INTERVAL, PING_TIMEOUT, REFUSAL_LINGER, WRITE_LIMIT,
+                      SERVER_OPTIONS)
 from ..protocol import deflate, handshake, hixie
 from ..protocol.connection import Connection
-from ..protocol.http import is_websocket_upgrade
+from ..protocol.http import check_origin, is_websocket_upgrade
 from .forwarded import TrustedProxies
-from .requesthead import add_environ_field, plain_upgrade_head, read_request_head
-from .sockio import send_all
+from .requesthead import HeadTooLarge, add_environ_field, plain_upgrade_head, read_request_head
+from .sockio import answer_and_close, send_all
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -102,8 +105,19 @@ class WebSocketHandler(WSGIHandler):
     #: Told of every WebSocket once it is open (``registry.add(ws)``), so that a server
     #: can close them all with 1001 when it stops (geventws.shutdown).
     registry: Registry | None = None
-    #: The request's header fields as pywsgi parses them, without the email package's parser.
-    MessageClass = staticmethod(read_request_head)
+    #: Seconds each request has to deliver its whole head (geventws.limits), and an idle
+    #: connection to start its next one (0: one request per connection); None: no limit.
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT
+    keepalive_timeout: float | None = KEEPALIVE_TIMEOUT
+    #: Limits of a request head, over which it is answered 431.
+    max_request_head = MAX_REQUEST_HEAD
+    max_header_line = MAX_HEADER_LINE
+    max_headers = MAX_HEADERS
+    #: Whether the hixie drafts' handshakes (draft-75 and draft-76) are answered; False: 426.
+    legacy = True
+    #: The Origins allowed to open a WebSocket (exact strings; None in the list for requests
+    #: without an Origin); any other gets 403. None allows every origin.
+    origins: list[str | None] | None = None
     #: Whether a first request is read and its environ built by the shortcuts below;
     #: decided again for each subclass (__init_subclass__).
     _reads_plain_heads = _builds_plain_environ = True
@@ -117,6 +131,7 @@ class WebSocketHandler(WSGIHandler):
             rfile = _UNREAD
         super().__init__(sock, address, server, rfile)
         self._head: PlainHead | None = None
+        self._deadline: Timeout | None = None
         # Every attribute a request will set, set now, in one order: CPython (3.11 and later)
         # shares one key table only for the names a class's first few instances set, and a
         # handler made before the first 101 answer would otherwise keep a dict of its own
@@ -137,15 +152,87 @@ class WebSocketHandler(WSGIHandler):
 
     @classmethod
     def configure(cls, **options: Any) -> type[WebSocketHandler]:
-        """A subclass with other options: ``max_message_size``, ``close_timeout``,
-        ``max_queue``, ``ping_interval``, ``ping_timeout``, ``write_limit``, ``compression``,
+        """A subclass with other options: those of geventws.limits.SERVER_OPTIONS
+        (``max_message_size``, ``handshake_timeout``, ``origins``, ...), ``compression``,
         ``forwarded_allow_ips``, ``registry``."""
         for name in options:
             if name.startswith('_') or not hasattr(cls, name) or callable(getattr(cls, name)):
                 raise TypeError('unknown WebSocketHandler option %r' % name)
         if options.get('forwarded_allow_ips') is not None:
             options['forwarded_allow_ips'] = TrustedProxies(options['forwarded_allow_ips'])
+        origins = options.get('origins')
+        if origins is not None:
+            options['origins'] = (SERVER_OPTIONS['origins'](origins) if isinstance(origins, str)
+                                  else list(origins))
         return type(cls.__name__, (cls,), dict(options))
+
+    # -- deadlines ---------------------------------------------------------------------------
+    # A request's head must arrive whole within handshake_timeout, from the connection's
+    # start or from the next request's first byte; an idle connection waits for that byte
+    # at most keepalive_timeout. Without them, peers that send nothing, or a byte now and
+    # then (slowloris), would each hold a file descriptor and a greenlet for ever.
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            # The peer went away while its answer was written (pywsgi's error responses):
+            # nothing to say about it but at debug level.
+            pass
+
+    def handle_one_request(self) -> Any:
+        if self.requestline is not None and not self._next_request_begins():
+            return None   # (a request was served before: this is a keep-alive connection)
+        self._deadline = Timeout._start_new_or_dummy(self.handshake_timeout, _HeadTimeout)
+        try:
+            result = super().handle_one_request()
+        finally:
+            self._end_deadline()
+        if type(result) is tuple:
+            # A request pywsgi refused (400, 414, 431): its handle() would write the answer
+            # and close at once, and the reset that unread bytes cause can lose the answer.
+            self.status, response = result
+            answer_and_close(self.socket, response, REFUSAL_LINGER, 16 * 1024 * 1024)
+            self.time_finish = time.time()
+            self.log_request()
+            return None
+        return result
+
+    def _end_deadline(self) -> None:
+        """The head is in (or the request over): no deadline, and nothing kept of it for a
+        WebSocket's life."""
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadline = None
+            deadline.close()
+
+    def _next_request_begins(self) -> bool:
+        """Whether a next request starts within keepalive_timeout (its first byte is then in
+        ``rfile``'s buffer)."""
+        rfile, timeout = self.rfile, self.keepalive_timeout
+        if rfile.closed or (timeout is not None and timeout <= 0):
+            return False
+        try:
+            with Timeout(timeout, False):
+                return bool(rfile.peek(1))
+        except OSError:
+            return False
+        return False
+
+    def _handle_client_error(self, ex: Exception) -> Any:
+        """What pywsgi answers to a request it could not read: 431 for a head over the
+        limits; nothing, and nothing in the log, for a peer that went away or was too slow;
+        pywsgi's 400 and one log line for the rest."""
+        if isinstance(ex, HeadTooLarge):
+            self.log_error('(from %s) %s', self.client_address, ex)
+            body = (str(ex) + '\n').encode('latin-1')
+            return ('431', b'HTTP/1.1 431 Request Header Fields Too Large\r\n'
+                           b'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n'
+                           b'Content-Length: %d\r\n\r\n%s' % (len(body), body))
+        if isinstance(ex, (ConnectionError, TimeoutError)) and not isinstance(
+                ex, _InvalidClientInput):
+            return None
+        return super()._handle_client_error(ex)
 
     # -- the first request ---------------------------------------------------------------
     # A connection's first request is most often a WebSocket upgrade, whose whole head
@@ -163,7 +250,8 @@ class WebSocketHandler(WSGIHandler):
         data = self.socket.recv(io.DEFAULT_BUFFER_SIZE)   # as much as pywsgi's first read
         if not data:
             return ''   # closed before a request: pywsgi ends the connection
-        head = plain_upgrade_head(data)
+        head = plain_upgrade_head(data, self.max_request_head, self.max_header_line,
+                                  self.max_headers)
         if head is None:
             self.rfile = io.BufferedReader(_Replay(data, self.socket))
             return super().read_requestline()
@@ -176,15 +264,27 @@ class WebSocketHandler(WSGIHandler):
     def read_request(self, raw_requestline: str) -> bool:
         head = self._head
         if head is None:
-            return super().read_request(raw_requestline)
-        self.requestline = raw_requestline.rstrip()
-        self.command, self.path, self.request_version = self.requestline.split()
-        self.headers = head.message
-        self.content_length = None
-        self.close_connection = self.headers.get('Connection', '').lower() == 'close'
-        return True
+            valid: bool = super().read_request(raw_requestline)
+        else:
+            self.requestline = raw_requestline.rstrip()
+            self.command, self.path, self.request_version = self.requestline.split()
+            self.headers = head.message
+            self.content_length = None
+            self.close_connection = self.headers.get('Connection', '').lower() == 'close'
+            valid = True
+        if self.keepalive_timeout is not None and self.keepalive_timeout <= 0:
+            self.close_connection = True
+        return valid
+
+    def MessageClass(self, rfile: Any, *_seekable: Any) -> Any:
+        """The request's header fields as pywsgi parses them (its ``self.MessageClass(rfile,
+        0)``), without the email package's parser, within the head limits."""
+        return read_request_head(rfile, max_size=self.max_request_head,
+                                 max_line=self.max_header_line, max_headers=self.max_headers,
+                                 read=len(self.requestline or ''))
 
     def get_environ(self) -> Environ:
+        self._end_deadline()   # the rest of the request (its body, the app) has none
         head = self._head
         if head is not None and self._builds_plain_environ:
             environ = self._environ_of(head)
@@ -237,7 +337,9 @@ class WebSocketHandler(WSGIHandler):
         """The un-accepted WebSocket of a valid upgrade request. (The request lives on in
         its acceptor only, which the WebSocket drops once used: no frame of the
         connection's life keeps it.)"""
-        request = handshake.validate_upgrade_request(self.environ)
+        request = handshake.validate_upgrade_request(self.environ, self.legacy)
+        if self.origins is not None:
+            check_origin(self.environ, self.origins)
         if request.version == hixie.HIXIE_76:
             request.key3 = self._read_hixie76_key3()
         return WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
@@ -367,20 +469,20 @@ class WebSocketHandler(WSGIHandler):
                 data = b''
             finally:
                 sock.settimeout(timeout)
-        body = self.wsgi_input
-        if not (body.content_length or body.chunked_input):   # else pywsgi reads it after
-            rfile.close()
-            # The closed file objects (about 400 bytes) go too: a shared closed file
-            # stands in for them, and wsgi.input, which has no body to read, never reads it.
-            self.rfile = body.rfile = _CLOSED_FILE
-            if self.environ.get('wsgi.input') is rfile:   # pywsgi's for an upgrade
-                self.environ['wsgi.input'] = _CLOSED_FILE
+        rfile.close()
+        # The closed file objects (about 400 bytes) go too: a shared closed file stands in
+        # for them, and wsgi.input, which has no body to read (an upgrade request announcing
+        # one is refused), never reads it.
+        self.rfile = self.wsgi_input.rfile = _CLOSED_FILE
+        if self.environ.get('wsgi.input') is rfile:   # pywsgi's for an upgrade
+            self.environ['wsgi.input'] = _CLOSED_FILE
         return data
 
     def _reject(self, exc: HandshakeError) -> None:
         """Answer a bad upgrade request with HTTP 400/426 and a one-line reason."""
         body = (exc.reason + '\n').encode('utf-8', 'replace')
-        status = {400: '400 Bad Request', 426: '426 Upgrade Required'}.get(
+        status = {400: '400 Bad Request', 403: '403 Forbidden',
+                  426: '426 Upgrade Required'}.get(
             exc.status, '%d Error' % exc.status)  # type: ignore[arg-type, str-format]
         self.close_connection = True
         self.start_response(status, [('Content-Type', 'text/plain; charset=utf-8'),
@@ -396,6 +498,11 @@ def _after_websockethandler(cls: type, name: str) -> Any:
         if name in vars(klass):
             return vars(klass)[name]
     return None
+
+
+class _HeadTimeout(TimeoutError):
+    """A request's head did not arrive within handshake_timeout (its connection is closed
+    without an answer)."""
 
 
 #: What stands in for ``rfile`` once an upgrade took what it held (_buffered_input).

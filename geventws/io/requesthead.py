@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import re
 from email.parser import Parser
-from http.client import HTTPException, LineTooLong
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from gevent.pywsgi import OldMessage
 
-from ..limits import MAX_HEADER_LINE, MAX_HEADER_LINES
+from ..limits import MAX_HEADER_LINE, MAX_HEADERS, MAX_REQUEST_HEAD
 from ..protocol.http import is_websocket_upgrade
 
 if TYPE_CHECKING:
@@ -43,16 +42,33 @@ _BODY_KEYS = frozenset(('HTTP_CONTENT_LENGTH', 'HTTP_CONTENT_TYPE', 'HTTP_TRANSF
                         'HTTP_EXPECT'))
 
 
-def read_request_head(rfile: BinaryIO, *_seekable: Any) -> OldMessage:
-    """``WSGIHandler.MessageClass``: the header fields that follow the request line in
-    ``rfile``, as an ``OldMessage``; a line over the limit gives one whose ``status`` makes
-    pywsgi answer 400, and too many lines raise what http.client raises (also a 400)."""
-    try:
-        lines = _read_lines(rfile)
-    except LineTooLong:
-        message = OldMessage()
-        message.status = 'Line too long'
-        return message
+class HeadTooLarge(ValueError):
+    """The request head passes one of the server's limits: answered with 431 Request Header
+    Fields Too Large (RFC 6585), with the reason on one line."""
+
+
+def read_request_head(rfile: BinaryIO, *_seekable: Any, max_size: int = MAX_REQUEST_HEAD,
+                      max_line: int = MAX_HEADER_LINE, max_headers: int = MAX_HEADERS,
+                      read: int = 0) -> OldMessage:
+    """The header fields that follow the request line in ``rfile``, as the ``OldMessage``
+    pywsgi's ``MessageClass(rfile, 0)`` makes; ``HeadTooLarge`` when the head (of which
+    ``read`` bytes, the request line, were read before) is more than ``max_size`` bytes, a
+    line is longer than ``max_line`` or there are more than ``max_headers`` fields. No more
+    than a line past those limits is ever read."""
+    lines: list[bytes] = []
+    size = read
+    while True:
+        line = rfile.readline(max_line + 1)
+        if len(line) > max_line:
+            raise HeadTooLarge('a request header line is longer than %d bytes' % max_line)
+        size += len(line)
+        if size > max_size:
+            raise HeadTooLarge('the request head is longer than %d bytes' % max_size)
+        lines.append(line)
+        if line in _BLANK_LINES or not line:
+            break
+        if len(lines) > max_headers:
+            raise HeadTooLarge('the request has more than %d header fields' % max_headers)
     if lines[-1] in _BLANK_LINES:
         fields = b''.join(lines[:-1]).decode('latin-1')
         if _PLAIN_FIELDS.fullmatch(fields) and fields.count('\r') == len(lines) - 1:
@@ -60,21 +76,6 @@ def read_request_head(rfile: BinaryIO, *_seekable: Any) -> OldMessage:
             message._headers = _FIELD.findall(fields)
             return message
     return Parser(_class=OldMessage).parsestr(b''.join(lines).decode('latin-1'))
-
-
-def _read_lines(rfile: BinaryIO) -> list[bytes]:
-    """The head's lines up to and with its blank line (or EOF), under http.client's limits,
-    which count that blank line too."""
-    lines: list[bytes] = []
-    while True:
-        line = rfile.readline(MAX_HEADER_LINE + 1)
-        if len(line) > MAX_HEADER_LINE:
-            raise LineTooLong('header line')
-        lines.append(line)
-        if len(lines) > MAX_HEADER_LINES:
-            raise HTTPException('got more than %d headers' % MAX_HEADER_LINES)
-        if line in _BLANK_LINES or not line:
-            return lines
 
 
 class PlainHead:
@@ -103,13 +104,18 @@ def add_environ_field(environ: Environ, key: str, value: str) -> None:
         environ[key] = value
 
 
-def plain_upgrade_head(data: bytes) -> PlainHead | None:
+def plain_upgrade_head(data: bytes, max_size: int = MAX_REQUEST_HEAD,
+                       max_line: int = MAX_HEADER_LINE,
+                       max_headers: int = MAX_HEADERS) -> PlainHead | None:
     """The ``PlainHead`` at the start of ``data``, the first bytes read from a connection,
     or None when pywsgi's own reading must see them: the head is not complete in ``data``,
-    not a plain GET over HTTP/1.1, announces a body, or is no upgrade to RFC 6455 (the
-    Sec-WebSocket-Key or -Version field, and ``websocket`` among the Upgrade tokens).
+    not a plain GET over HTTP/1.1, announces a body, is no upgrade to RFC 6455 (the
+    Sec-WebSocket-Key or -Version field, and ``websocket`` among the Upgrade tokens), or
+    passes a limit (``read_request_head`` then refuses it).
     """
     end = data.find(b'\r\n\r\n')
+    if end + 4 > min(max_size, max_line):   # (a head within max_line has no line over it)
+        return None
     line_end = data.find(b'\n')
     if end < 0 or not data.startswith(b'GET ') or data[line_end - 1] != 13:   # CR
         return None
@@ -121,8 +127,8 @@ def plain_upgrade_head(data: bytes) -> PlainHead | None:
     if not _PLAIN_FIELDS.fullmatch(fields) or fields.count('\r') != fields.count('\n'):
         return None
     found = _FIELD.findall(fields)
-    if len(found) >= MAX_HEADER_LINES:
-        return None   # pywsgi answers 400
+    if len(found) > max_headers:
+        return None
     environ: Environ = {}
     for name, value in found:
         if '_' in name:

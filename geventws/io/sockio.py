@@ -108,3 +108,21 @@ def send_all(sock: Socket, buffers: Buffers) -> None:
         send_some(raw, buffers)
     for buf in buffers:
         sock.sendall(buf)
+
+
+def answer_and_close(sock: Socket, response: bytes, seconds: float, limit: int) -> None:
+    """Write ``response`` (a refusal), then read and drop what the peer still sends, for at
+    most ``seconds`` and ``limit`` bytes, until its end: a socket closed with unread bytes
+    sends a reset, and a reset can destroy the answer before the peer has read it (a client
+    still writing an oversized head would see "connection reset", not the 431)."""
+    try:
+        send_all(sock, [response])
+        sock.shutdown(gevent.socket.SHUT_WR)
+        with gevent.Timeout(seconds, False):
+            while limit > 0:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                limit -= len(data)
+    except OSError:
+        pass   # the peer went away: nothing more to tell it

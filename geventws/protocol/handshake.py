@@ -139,13 +139,20 @@ def parse_extension_header(value: str) -> ExtensionOffers:
     return offers
 
 
-def validate_upgrade_request(environ: Environ) -> ServerRequest | hixie.HixieRequest:
+def validate_upgrade_request(environ: Environ, legacy: bool = True
+                             ) -> ServerRequest | hixie.HixieRequest:
     """Check an upgrade request of whichever family its headers alone say it belongs to:
     Sec-WebSocket-Version or Sec-WebSocket-Key make it RFC 6455/hybi (``validate_request``,
     its 400s and its 426 unchanged), Sec-WebSocket-Key1/Key2 make it draft-76, and a bare
-    ``Upgrade: WebSocket`` with ``Connection: Upgrade`` is draft-75. Anything else is a 400."""
+    ``Upgrade: WebSocket`` with ``Connection: Upgrade`` is draft-75. Anything else is a 400.
+    ``legacy=False`` answers the drafts' requests as those of an unsupported version (426)."""
     if 'HTTP_SEC_WEBSOCKET_VERSION' in environ or 'HTTP_SEC_WEBSOCKET_KEY' in environ:
         return validate_request(environ)
+    if not legacy:
+        check_upgrade_request(environ)
+        raise HandshakeError('no Sec-WebSocket-Version: this server speaks RFC 6455 only, not '
+                             'the hixie drafts', status=426, headers=[
+                                 ('Sec-WebSocket-Version', ', '.join(SUPPORTED_VERSIONS))])
     if 'HTTP_SEC_WEBSOCKET_KEY1' in environ or 'HTTP_SEC_WEBSOCKET_KEY2' in environ:
         return hixie.validate_request(environ, hixie.HIXIE_76)
     if (header_tokens(environ.get('HTTP_UPGRADE')) == ['websocket'] and

@@ -30,7 +30,7 @@ from ..errors import ConnectionClosed, HandshakeError, ProtocolError, Unsupporte
 from ..limits import JOIN_LIMIT, MAX_MESSAGE_SIZE
 from .connection import CLOSED, CLOSING, OPEN
 from .events import CloseReceived, Failure, MessageEvent
-from .http import check_upgrade_request, select_protocol
+from .http import check_no_control_characters, check_upgrade_request, select_protocol
 
 if TYPE_CHECKING:
     from .._types import Buffers, BytesLike, Environ, Event, Payload
@@ -87,6 +87,10 @@ class HixieRequest:
 def validate_request(environ: Environ, version: str) -> HixieRequest:
     """Check a draft-75 or draft-76 (``version``) upgrade request; raise HandshakeError (400)."""
     check_upgrade_request(environ)
+    # The answer repeats Origin, Host, the protocol and the request URI as they came: no
+    # field of such a request may carry a line break (a folded line) or another control.
+    check_no_control_characters(environ, [name for name in environ
+                                          if name.startswith('HTTP_') or name == 'RAW_URI'])
     origin = environ.get('HTTP_ORIGIN')
     if not origin:
         raise HandshakeError('%s handshake needs an Origin header (the answer repeats it)'

@@ -4,7 +4,8 @@ server's response head. Sans I/O, shared by ``handshake`` (RFC 6455) and ``hixie
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+import re
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..errors import HandshakeError
 
@@ -38,6 +39,37 @@ def check_upgrade_request(environ: Environ) -> None:
         raise HandshakeError("Connection header must contain the 'upgrade' token")
     if not environ.get('HTTP_HOST'):
         raise HandshakeError('Host header missing')
+    # What follows an upgrade request's head is the WebSocket's: a body would be read as
+    # frames, and a request that announces one is smuggling something.
+    if 'HTTP_TRANSFER_ENCODING' in environ:
+        raise HandshakeError('an upgrade request has no body: Transfer-Encoding not allowed')
+    if environ.get('CONTENT_LENGTH', '').strip().lstrip('0'):
+        raise HandshakeError('an upgrade request has no body: Content-Length must be 0')
+
+
+#: Control characters (tab aside), which include the CR and LF of a folded line (obs-fold).
+_CONTROL_CHARACTER = re.compile('[\x00-\x08\x0a-\x1f\x7f]')
+
+
+def check_no_control_characters(environ: Environ, names: Iterable[str]) -> None:
+    """400 when one of the environ values ``names`` has a control character: those of a
+    response built from request values could otherwise be split."""
+    for name in names:
+        value = environ.get(name)
+        if value is not None and _CONTROL_CHARACTER.search(value):
+            raise HandshakeError('%s has a control character or a folded line'
+                                 % name[5:].replace('_', '-').title()
+                                 if name.startswith('HTTP_') else name)
+
+
+def check_origin(environ: Environ, origins: Sequence[str | None]) -> None:
+    """403 unless the request's Origin (Sec-WebSocket-Origin before version 13) is one of
+    ``origins``, exactly; None among them stands for a request without one (not a
+    browser's)."""
+    origin = environ.get('HTTP_ORIGIN', environ.get('HTTP_SEC_WEBSOCKET_ORIGIN'))
+    if origin not in origins:
+        raise HandshakeError('origin %r is not allowed' % origin if origin is not None else
+                             'a request without an Origin header is not allowed', status=403)
 
 
 def select_protocol(offered: Iterable[str], supported: str | Iterable[str] | None) -> str:
