@@ -1,9 +1,11 @@
 """``WebSocketHandler``: gevent.pywsgi's handler, plus WebSocket upgrades.
 
 A request that asks for ``Upgrade: websocket`` is validated and its protocol family chosen
-from its headers alone (RFC 6455, or the hixie-75/76 drafts of geventws.protocol.hixie; 400
-or 426 with a one-line reason when it is bad), and the app gets an un-accepted ``WebSocket`` in
-``environ['wsgi.websocket']``.
+from its headers alone (RFC 6455, or the hixie-75/76 drafts of geventws.protocol.hixie unless
+``legacy`` is off; 400, 403 for an Origin not in ``origins``, or 426, with a one-line reason
+when it is bad), and the app gets an un-accepted ``WebSocket`` in ``environ['wsgi.websocket']``.
+Every request, upgrade or not, has ``handshake_timeout`` to deliver its head, within the
+limits of geventws.io.requesthead (431 over them).
 The handshake is answered when the app first uses the socket (or sets a callback, or calls
 ``accept()``); an app that instead answers with a plain response (a 403, say) without touching
 the socket has that response sent, and nothing is upgraded. The connection then runs to its

@@ -7,7 +7,9 @@ lines, which two regular expressions parse in a few microseconds into the very m
 would have built (``gevent.pywsgi.OldMessage``, fields in order, names as sent, values as the
 email parser leaves them). A head with anything else in it (a folded line, a line without a
 colon, a bare CR, a name with a space, a head cut short by EOF) goes to the email parser as
-before, so what an app sees never depends on which path read the head.
+before, so what an app sees never depends on which path read the head. Both paths keep to
+the server's limits on a head (its size, a line's length, the number of fields); a head over
+them is refused with 431 (``HeadTooLarge``) after no more than one line past them was read.
 
 ``plain_upgrade_head`` goes one step further for the commonest first request of a connection,
 a WebSocket upgrade: it takes the whole head from the bytes of one read and makes from it, in
