@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
+from .io.accept import QuietAccept
 from .io.handler import WebSocketHandler, request_headers_from_environ
 from .limits import SERVER_OPTIONS
 from .shutdown import OpenWebSockets
@@ -55,6 +56,10 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):
             # log's %({name}i) atoms get them back from the environ.
             self.headers = request_headers_from_environ(self.environ)
         super().log_request()
+
+
+class QuietPyWSGIServer(QuietAccept, PyWSGIServer):
+    """gunicorn's server, quiet when out of file descriptors (geventws.io.accept)."""
 
 
 class GeventWebSocketWorker(GeventPyWSGIWorker):
@@ -102,7 +107,7 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
     def server_class(self, *args: Any, **kwargs: Any) -> Any:
         """gunicorn's ``run()`` makes its servers through this; they are kept so that a
         stopping worker stops accepting at once (``run()`` notices only within a second)."""
-        server = PyWSGIServer(*args, **kwargs)
+        server = QuietPyWSGIServer(*args, **kwargs)
         self.servers.append(server)
         return server
 

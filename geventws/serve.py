@@ -105,7 +105,11 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 8000,
     from gevent.pool import Pool
     from gevent.pywsgi import WSGIServer
 
+    from .io.accept import QuietAccept
     from .shutdown import OpenWebSockets, StoppableHandler
+
+    class Server(QuietAccept, WSGIServer):
+        """gevent's, quiet when out of file descriptors."""
 
     handler = StoppableHandler.configure(registry=OpenWebSockets(), waiting=set(),
                                          forwarded_allow_ips=forwarded_allow_ips,
@@ -113,7 +117,7 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 8000,
     server_kw.setdefault('spawn', Pool(max_connections))   # stopping waits for its greenlets
     if certfile:
         server_kw.update(certfile=certfile, keyfile=keyfile)
-    server = WSGIServer((host, port), app, handler_class=handler, **server_kw)
+    server = Server((host, port), app, handler_class=handler, **server_kw)
     server.init_socket()
     return server
 

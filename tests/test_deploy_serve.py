@@ -189,6 +189,25 @@ def test_max_connections_makes_new_connections_wait(geventws_serve):
     second.close()
 
 
+def test_out_of_file_descriptors_the_server_waits_and_says_so_once(programs):
+    """With its descriptors all held by silent connections, the server stops accepting (one
+    line in the log, no traceback) until handshake_timeout ends them; then it serves again."""
+    port = free_port()
+    server = programs(['prlimit', '--nofile=64:64', PYTHON, '-m', 'geventws', 'serve',
+                       'flask_app:app', '--port', str(port), '--handshake-timeout', '1'],
+                      port, cwd=APPS_DIR, env=python_env())
+    silent = [socket.create_connection(('127.0.0.1', port), timeout=10) for _ in range(80)]
+    try:
+        ws = ws_connect('ws://127.0.0.1:%d/echo' % port)   # waits for a descriptor
+        assert_echoes(ws)
+        ws.close()
+    finally:
+        for sock in silent:
+            sock.close()
+    output = server.output()
+    assert output.count('Too many open files') == 1 and 'Traceback' not in output, output
+
+
 def test_keepalive_closes_a_client_that_answers_no_ping(geventws_serve):
     server = geventws_serve('flask_app:app', '--ping-interval', '0.2', '--ping-timeout', '0.2')
     client = RawClient(server.port)
