@@ -11,8 +11,9 @@ the server calls ``close_all()`` when it is told to stop (the gunicorn worker on
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 import gevent
 from gevent.pool import Group
@@ -75,10 +76,22 @@ class StoppableHandler(WebSocketHandler):
     def read_requestline(self) -> str:
         if self.stopping:
             return ''   # pywsgi closes the connection
+        with self._waiting():
+            return super().read_requestline()
+
+    def _next_request_begins(self) -> bool:
+        if self.stopping:
+            return False
+        with self._waiting():
+            return super()._next_request_begins()
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """While the connection waits for a request, ``stop_waiting()`` may end it."""
         current = gevent.getcurrent()
         self.waiting.add(current)
         try:
-            return super().read_requestline()
+            yield
         finally:
             self.waiting.discard(current)
 

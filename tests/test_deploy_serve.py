@@ -139,7 +139,8 @@ def test_forwarded_headers_rewrite_environ(peer, headers, scheme, remote):
 
 
 def test_idle_keep_alive_connections_do_not_hold_up_the_stop(geventws_serve):
-    server = geventws_serve('flask_app:app', '--graceful-timeout', '600')
+    server = geventws_serve('flask_app:app', '--graceful-timeout', '600',
+                            '--keepalive-timeout', '600')
     with socket.create_connection(('127.0.0.1', server.port), timeout=30) as idle:
         idle.sendall(b'GET / HTTP/1.1\r\nHost: test\r\n\r\n')
         response = b''
