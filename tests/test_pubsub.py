@@ -1,0 +1,111 @@
+"""``geventws.pubsub.Broker`` in one process (the default backend): order, resuming with
+``since=``, the history's limit, ids, unsubscribing (also by closing), and the arguments it
+refuses. The Redis backend, across processes, is in test_pubsub_redis.py."""
+import pytest
+import websocket
+
+from geventws.pubsub import Broker, HistoryLost, parse_id
+from helpers import import_app, settled
+
+pubsub_app = import_app('pubsub_app')
+
+
+@pytest.fixture
+def broker():
+    broker = Broker(envelope=pubsub_app.with_id, history=5)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def server(serve, broker):
+    return serve(pubsub_app.make_app(broker))
+
+
+def subscribe(server, channel, since=None):
+    ws = websocket.create_connection(
+        'ws://127.0.0.1:%d/sub/%s%s' % (server.port, channel,
+                                        '?since=' + since if since else ''), timeout=10)
+    assert ws.recv().startswith('pid ')
+    return ws
+
+
+def received(ws, count):
+    """``count`` messages as (id, text)."""
+    return [tuple(ws.recv().split(' ', 1)) for _ in range(count)]
+
+
+def test_every_subscriber_gets_every_message_in_order(server, broker):
+    subscribers = [subscribe(server, 'room') for _ in range(3)]
+    ids = [server.call(broker.publish, 'room', 'm%d' % i) for i in range(20)]
+    assert [parse_id(i) for i in ids] == sorted(parse_id(i) for i in ids)
+    for ws in subscribers:
+        assert received(ws, 20) == [(ids[i], 'm%d' % i) for i in range(20)]
+        ws.close()
+    subscribers[0].close()
+
+
+def test_what_a_subscriber_sends_reaches_the_others_but_not_other_channels(server):
+    alice, bob, other = subscribe(server, 'a'), subscribe(server, 'a'), subscribe(server, 'b')
+    alice.send('hi')
+    assert received(bob, 1)[0][1] == 'hi'
+    assert received(alice, 1)[0][1] == 'hi'
+    other.settimeout(0.3)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        other.recv()
+    for ws in (alice, bob, other):
+        ws.close()
+
+
+def test_resume_since_an_id_without_gap_or_duplicate(server, broker):
+    ids = [server.call(broker.publish, 'r', 'm%d' % i) for i in range(4)]
+    late = subscribe(server, 'r', since=ids[1])
+    server.call(broker.publish, 'r', 'm4')
+    assert [text for _, text in received(late, 3)] == ['m2', 'm3', 'm4']
+    late.close()
+
+
+def test_an_id_older_than_the_history_is_reported(server, broker):
+    ids = [server.call(broker.publish, 'h', 'm%d' % i) for i in range(8)]   # keeps 5
+    kept = subscribe(server, 'h', since=ids[2])   # m3 is the oldest kept
+    assert received(kept, 5) == [(ids[i], 'm%d' % i) for i in range(3, 8)]
+    kept.close()
+    ws = subscribe(server, 'h', since=ids[1])   # m2 is gone: the app is told
+    assert ws.recv() == 'lost %s' % ids[7]
+    after = server.call(broker.publish, 'h', 'after')
+    assert received(ws, 1) == [(after, 'after')]
+    with pytest.raises(HistoryLost) as lost:   # an id from before this broker
+        server.call(broker.subscribe, None, 'h', '1-1')
+    assert lost.value.last == after and lost.value.channel == 'h'
+    ws.close()
+
+
+def test_closing_unsubscribes_and_unsubscribe_stops_delivery(server, broker):
+    first, second = subscribe(server, 'c'), subscribe(server, 'c')
+    server.call(broker.publish, 'c', 'x')
+    received(first, 1)
+    received(second, 1)
+    assert server.call(broker.subscribers, 'c') == 2
+    first.close()
+    assert settled(lambda: server.call(broker.subscribers, 'c'), 1) == 1
+    second.close()
+    assert settled(lambda: server.call(broker.subscribers, 'c'), 0) == 0
+    assert server.call(lambda: broker._sockets) == {}
+
+
+def test_arguments_it_refuses():
+    with pytest.raises(ValueError):
+        Broker(history=0)
+    with pytest.raises(ValueError):
+        Broker(on_full='wait')
+    with pytest.raises(TypeError):
+        Broker(socket_timeout=1)
+    with pytest.raises(RuntimeError):   # redis-py would block gevent's hub
+        Broker('redis://127.0.0.1:1/0')
+    for bad in ('x', '1-x', '-1-0'):
+        with pytest.raises(ValueError):
+            parse_id(bad)
+    broker = Broker()
+    broker.close()
+    with pytest.raises(RuntimeError):
+        broker.publish('c', 'after close')
