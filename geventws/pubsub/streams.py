@@ -117,7 +117,7 @@ class RedisBackend:
             try:
                 with self.client.pipeline(transaction=False) as pipe:
                     pipe.xrange(key, '(' + format_id(low), format_id(high))
-                    if first:   # after the range: a trim in between is seen
+                    if first:   # after the range: a trim in between is seen too
                         pipe.execute_command('XINFO', 'STREAM', key)
                     replies = pipe.execute(raise_on_error=False)
             except self.errors as exc:
@@ -132,14 +132,20 @@ class RedisBackend:
             low = high
 
     def _check_kept(self, ch: _Channel, since: Id, since_text: str, info: Any) -> None:
-        """Redis 7 says which is the newest message it trimmed (``max-deleted-entry-id``):
-        anything after ``since`` gone means the subscriber cannot catch up."""
+        """Trimming (``MAXLEN ~``) drops the oldest messages, and Redis says how many it
+        dropped (``entries-added`` - ``length``), not which: once any were, a ``since``
+        older than the oldest kept one may have missed some, and is reported (also when
+        the one it missed was ``since`` itself: a resync more, never a gap)."""
         if isinstance(info, Exception):   # no such stream: nothing was ever kept
             return
-        fields = dict(zip(info[::2], info[1::2]))
-        deleted = fields.get(b'max-deleted-entry-id')
-        if deleted is not None and parse_id(deleted.decode('ascii')) > since:
-            last = fields.get(b'last-generated-id')
+        fields = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2]))
+        if int(fields.get(b'entries-added', 0)) <= int(fields.get(b'length', 0)):
+            return
+        first = fields.get(b'first-entry')
+        last = fields.get(b'last-generated-id')
+        oldest = parse_id(first[0].decode('ascii')) if first else None
+        newest = parse_id(last.decode('ascii')) if last else (0, 0)
+        if (oldest is None and since < newest) or (oldest is not None and oldest > since):
             raise HistoryLost(ch.name, since_text, last.decode('ascii') if last else None)
 
     def close(self) -> None:

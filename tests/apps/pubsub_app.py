@@ -1,11 +1,12 @@
 """A plain WSGI app on a ``geventws.pubsub.Broker``, for the pub/sub tests: the broker is
 Redis at $REDIS_URL when set (each program the tests start), this process's otherwise.
 
-- ``/sub/<channel>?since=ID`` (or a ``Last-Event-ID`` header): first ``pid <pid>``, then
-  every message of the channel as ``<id> <message>``; when ID is no longer kept,
-  ``lost <last>`` and the messages after ``last``. What the client sends is published.
-- ``/pub/<channel>``: each message the client sends is published and answered
-  ``ok <id>``, or ``failed <message>`` when the broker cannot be reached.
+- ``/sub/<channel>?since=ID`` (or a ``Last-Event-ID`` header): every message of the channel
+  as ``<id> <message>``, with ``pid <pid>`` once subscribed (after those published since
+  ID); when ID is no longer kept, ``lost <last>`` and the messages after ``last``. What the
+  client sends is published.
+- ``/pub/<channel>``: ``pid <pid>``, then each message the client sends is published and
+  answered ``ok <id>``, or ``failed <message>`` when the broker cannot be reached.
 """
 import os
 from urllib.parse import parse_qs
@@ -20,8 +21,8 @@ def make_app(broker):
         if ws is None or kind not in ('sub', 'pub'):
             start_response('404 Not Found', [('Content-Type', 'text/plain')])
             return [b'not here']
-        ws.send('pid %d' % os.getpid())
         if kind == 'pub':
+            ws.send('pid %d' % os.getpid())
             for message in ws:
                 try:
                     ws.send('ok ' + broker.publish(channel, message))
@@ -35,6 +36,7 @@ def make_app(broker):
         except HistoryLost as exc:
             ws.send('lost %s' % exc.last)
             broker.subscribe(ws, channel, since=exc.last)
+        ws.send('pid %d' % os.getpid())
         for message in ws:
             broker.publish(channel, message)
         return []
