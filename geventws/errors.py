@@ -1,13 +1,15 @@
 """The one exception hierarchy of geventws.
 
 ``WebSocketError`` keeps the name gevent-websocket users already catch, so code written for it
-keeps working; everything geventws raises about the WebSocket protocol derives from it.
+keeps working; everything geventws raises about the WebSocket protocol derives from it. It is
+an ``OSError`` (``socket.error``), as gevent-websocket's is: loops written ``except
+socket.error`` around a connection's reads and writes catch a closed connection as they did.
 """
 from typing import Iterable
 
 
-class WebSocketError(Exception):
-    """Base class of every WebSocket-level error (the gevent-websocket name)."""
+class WebSocketError(OSError):
+    """Base class of every WebSocket-level error (the gevent-websocket name and base)."""
 
 
 class ProtocolError(WebSocketError):

@@ -81,6 +81,15 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
             raise TypeError('unknown server option(s): %s' % ', '.join(sorted(unknown)))
         return type(cls.__name__, (cls,), {'options': {**cls.options, **options}})
 
+    @classmethod
+    def setup(cls) -> None:
+        """Run by gunicorn in the arbiter as it loads the worker class, before any app is
+        imported (``--preload`` too): where gevent-websocket is not installed,
+        ``import geventwebsocket`` gives geventws.compat in these processes, so that
+        Flask-SocketIO's engine serves its WebSockets through geventws's."""
+        from .compat import register
+        register()
+
     @staticmethod
     def environment_options() -> dict[str, Any]:
         """The server's options set as ``GEVENTWS_NAME`` in the environment."""

@@ -7,7 +7,9 @@ that blocking libraries in the app yield to the other connections. SIGTERM and S
 gracefully: no new connections, open WebSockets closed with 1001 (geventws.shutdown), then up
 to ``--graceful-timeout`` seconds for the requests still running. Behind a reverse proxy,
 ``--forwarded-allow-ips`` names the proxies whose X-Forwarded-Proto/-For are believed
-(geventws.io.forwarded); nobody's are by default.
+(geventws.io.forwarded); nobody's are by default. Where gevent-websocket is not installed,
+``import geventwebsocket`` gives geventws.compat in this process (geventws.compat.register),
+so that Flask-SocketIO's engine serves its WebSockets through geventws's.
 """
 from __future__ import annotations
 
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from gevent import monkey
     monkey.patch_all()
+    from .compat import register
+    register()   # Flask-SocketIO (engineio) then serves its WebSockets through ours
     try:
         app = load_app(args.app)
     except (ImportError, AttributeError, ValueError) as exc:

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import deque
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
 
 from gevent import Timeout, pywsgi
 from gevent.pywsgi import Input, WSGIHandler, _InvalidClientInput, unquote_latin1
@@ -120,6 +120,8 @@ class WebSocketHandler(WSGIHandler):
     #: The Origins allowed to open a WebSocket (exact strings; None in the list for requests
     #: without an Origin); any other gets 403. None allows every origin.
     origins: list[str | None] | None = None
+    #: The class of the connections' ``WebSocket`` (geventws.compat gives its own).
+    websocket_class: type[WebSocket] = WebSocket
     #: Whether a first request is read and its environ built by the shortcuts below;
     #: decided again for each subclass (__init_subclass__).
     _reads_plain_heads = _builds_plain_environ = True
@@ -331,9 +333,11 @@ class WebSocketHandler(WSGIHandler):
             ws = self._websocket()
         except HandshakeError as exc:
             return self._reject(exc)
-        self.environ['wsgi.websocket'] = ws
-        self.environ['wsgi.websocket_version'] = ws.version
-        self._run_websocket_app(ws)
+        environ = self.environ
+        environ['wsgi.websocket'] = ws
+        environ['wsgi.websocket_version'] = ws.version
+        socket_input = environ['wsgi.input'] = _UpgradeInput(self.socket)
+        self._run_websocket_app(ws, socket_input)
 
     def _websocket(self) -> WebSocket:
         """The un-accepted WebSocket of a valid upgrade request. (The request lives on in
@@ -344,19 +348,32 @@ class WebSocketHandler(WSGIHandler):
             check_origin(self.environ, self.origins)
         if request.version == hixie.HIXIE_76:
             request.key3 = self._read_hixie76_key3()
-        return WebSocket(lambda ws, protocols, headers: self._accept(ws, request, protocols,
-                                                                    headers),
-                         environ=self.environ, version=_version(request.version),
-                         close_timeout=self.close_timeout, max_queue=self.max_queue,
-                         ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-                         write_limit=self.write_limit)
+        return self.websocket_class(
+            lambda ws, protocols, headers: self._accept(ws, request, protocols, headers),
+            environ=self.environ, version=_version(request.version),
+            close_timeout=self.close_timeout, max_queue=self.max_queue,
+            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+            write_limit=self.write_limit)
 
-    def _run_websocket_app(self, ws: WebSocket) -> None:
+    def _run_websocket_app(self, ws: WebSocket, socket_input: _UpgradeInput) -> None:
         result = None
         try:
-            result = self.application(self.environ, self.start_response)
+            try:
+                result = self.application(self.environ, self.start_response)
+            except StopIteration:
+                # gunicorn's way for an app that took ``gunicorn.socket`` to say so
+                # (flask-sock's under gunicorn): its workers end the connection quietly.
+                if ws._used or self.status is not None or 'gunicorn.socket' not in self.environ:
+                    raise
+                socket_input.taken = True
             if ws._used:
                 ws._serve()
+            elif socket_input.taken:
+                # The app answered the upgrade on the socket itself (simple-websocket,
+                # flask-sock): the connection was its, and what it returns is not written
+                # after its WebSocket (a framework's 200 for a view's '').
+                self.close_connection = True
+                self.result, result = result, None
             else:
                 # A refused upgrade ends the connection: what the client sent after its
                 # request would be WebSocket frames, not HTTP.
@@ -474,9 +491,9 @@ class WebSocketHandler(WSGIHandler):
         rfile.close()
         # The closed file objects (about 400 bytes) go too: a shared closed file stands in
         # for them, and wsgi.input, which has no body to read (an upgrade request announcing
-        # one is refused), never reads it.
+        # one is refused), never reads it; nor does an app hijack an accepted connection.
         self.rfile = self.wsgi_input.rfile = _CLOSED_FILE
-        if self.environ.get('wsgi.input') is rfile:   # pywsgi's for an upgrade
+        if type(self.environ.get('wsgi.input')) is _UpgradeInput:
             self.environ['wsgi.input'] = _CLOSED_FILE
         return data
 
@@ -530,14 +547,60 @@ _NOOP_LOG = getattr(pywsgi, '_NoopLog', None)
 _NO_BODY = Input(_CLOSED_FILE, None)
 
 
+class _UpgradeInput:
+    """``wsgi.input`` of an upgrade request: no body to read (one announcing a body is
+    refused), and the connection's socket where plain pywsgi's input leads to it
+    (``.rfile.raw._sock``), for apps that answer the upgrade on the socket themselves
+    (simple-websocket, flask-sock, and so engineio without gevent-websocket). Reaching the
+    socket marks the request ``taken``: the handler then writes nothing after the app.
+    Replaced by a shared closed file once the upgrade is accepted (no object more per
+    connection)."""
+
+    __slots__ = ('_socket', 'taken')
+    closed = False
+
+    def __init__(self, sock: Socket) -> None:
+        self._socket = sock
+        self.taken = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b''
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b''
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def rfile(self) -> _UpgradeInput:
+        """pywsgi's ``Input.rfile`` (the file object), and that file's ``raw``: the chain
+        ends at the socket all the same."""
+        return self
+
+    raw = rfile
+
+    @property
+    def _sock(self) -> Socket:
+        self.taken = True
+        return self._socket
+
+
 class _Replay(io.RawIOBase):
     """The raw reader under ``rfile`` when pywsgi reads the first request after all: the
-    bytes the first read took, then the socket."""
+    bytes the first read took, then the socket (``_sock``, as a socket file's raw reader
+    names it, for apps that take it from ``wsgi.input``)."""
 
     def __init__(self, data: bytes, sock: Socket) -> None:
         super().__init__()
         self._data = data
-        self._socket = sock
+        self._sock = sock
 
     def readable(self) -> bool:
         return True
@@ -545,7 +608,7 @@ class _Replay(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         data = self._data
         if not data:
-            return self._socket.recv_into(buffer)
+            return self._sock.recv_into(buffer)
         size = min(len(buffer), len(data))
         buffer[:size] = data[:size]
         self._data = data[size:]

@@ -1,0 +1,1 @@
+"""gevent-websocket's ``protocols`` package: ``base.BaseProtocol``."""
