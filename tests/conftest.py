@@ -7,7 +7,7 @@ tests can drive it with ordinary blocking clients written by others (websocket-c
 websockets, aiohttp, node ws) without monkey-patching the test process.
 
 The markers (setup.cfg) name what a test needs beyond this virtualenv: ``browser``,
-``proxy``, ``autobahn``, ``network``, ``node`` and ``gunicorn``;
+``proxy``, ``autobahn``, ``network``, ``node``, ``gunicorn`` and ``redis``;
 ``pytest -m "not browser and not autobahn and not proxy and not network"`` is the quick run.
 """
 import signal
@@ -20,8 +20,8 @@ import pytest
 
 from geventws.io.websocket import WebSocket
 from geventws.protocol import Connection
-from helpers import (PYTHON, ROOT, Program, Recorder, ThreadedServer, TrackingHandler,
-                     echo_app, free_port, python_env, require_tool)
+from helpers import (PYTHON, ROOT, Program, Recorder, Redis, ThreadedServer,
+                     TrackingHandler, echo_app, free_port, python_env, require_tool)
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +98,12 @@ def programs(tmp_path):
     yield start
     for program in started:
         program.stop()
+
+
+@pytest.fixture
+def redis_server(programs, tmp_path):
+    """``redis_server(*flags) -> helpers.Redis``, started (and stopped after the test)."""
+    return lambda *options: Redis(programs, tmp_path, *options)
 
 
 @pytest.fixture

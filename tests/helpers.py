@@ -4,7 +4,7 @@ them are in conftest.py). No test module imports another test module; they impor
 Sections: tools and implementations; servers in a thread; frames as a client sends them; a
 raw-socket client and a recording app; one end of a socket pair; request heads; the hixie
 drafts' known answers; leak counting; permessage-deflate on the wire; programs started by
-the deployment tests (tests/apps/ holds the apps they serve).
+the deployment tests (tests/apps/ holds the apps they serve), Redis among them.
 """
 import base64
 import contextlib
@@ -734,6 +734,43 @@ class Program:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class Redis:
+    """A redis-server (Debian's package) in ``directory`` on a free port, append-only with
+    every write synced, so that a restart keeps what was published; ``options`` are more of
+    its flags. ``programs`` (the fixture) starts it, and stops it at the end of the test."""
+
+    def __init__(self, programs, directory, *options):
+        self.programs = programs
+        self.binary = require_tool('redis-server', 'the Redis backend of geventws.pubsub')
+        self.directory = str(directory)
+        self.port = free_port()
+        self.options = options
+        self.url = 'redis://127.0.0.1:%d/0' % self.port
+        self.program = None
+        self.start()
+
+    def start(self):
+        self.program = self.programs(
+            [self.binary, '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+             '--appendonly', 'yes', '--appendfsync', 'always', '--dir', self.directory,
+             *self.options], self.port)
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.command(b'PING') != b'+PONG\r\n':   # loading its data, until PONG
+            assert time.monotonic() < deadline, self.program.output()
+            time.sleep(0.02)
+        return self
+
+    def stop(self):
+        self.program.stop()
+
+    def command(self, *words):
+        """One command's first answer (raw RESP)."""
+        with socket.create_connection(('127.0.0.1', self.port), timeout=10) as sock:
+            sock.sendall(b'*%d\r\n' % len(words) +
+                         b''.join(b'$%d\r\n%s\r\n' % (len(w), w) for w in words))
+            return sock.recv(65536)
 
 
 def python_env(**extra):

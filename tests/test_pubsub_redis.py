@@ -6,8 +6,6 @@ subscriber gets is ``<id> <message>``.
 Order across processes over 10,000 messages; the history's limit; Redis restarted under
 publishers and subscribers. The deployment behind HAProxy is in test_pubsub_deploy.py.
 """
-import os
-import socket
 import threading
 import time
 
@@ -15,50 +13,9 @@ import pytest
 import websocket
 
 from geventws.pubsub import parse_id
-from helpers import APPS_DIR, PYTHON, free_port, python_env, require_tool
+from helpers import APPS_DIR, PYTHON, free_port, python_env
 
 pytestmark = pytest.mark.redis
-
-
-class Redis:
-    """A redis-server in ``directory`` on ``port``, append-only with every write synced,
-    so that a restart keeps what was published; ``options`` are more of its flags."""
-
-    def __init__(self, programs, directory, *options):
-        self.programs = programs
-        self.binary = require_tool('redis-server', 'the Redis backend of geventws.pubsub')
-        self.directory = str(directory)
-        self.port = free_port()
-        self.options = options
-        self.url = 'redis://127.0.0.1:%d/0' % self.port
-        self.program = None
-        self.start()
-
-    def start(self):
-        self.program = self.programs(
-            [self.binary, '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
-             '--appendonly', 'yes', '--appendfsync', 'always', '--dir', self.directory,
-             *self.options], self.port)
-        deadline = time.monotonic() + 10
-        while self.command(b'PING') != b'+PONG\r\n':   # loading its data, until PONG
-            assert time.monotonic() < deadline, self.program.output()
-            time.sleep(0.02)
-        return self
-
-    def stop(self):
-        self.program.stop()
-
-    def command(self, *words):
-        """One command's first line of answer (raw RESP)."""
-        with socket.create_connection(('127.0.0.1', self.port), timeout=10) as sock:
-            sock.sendall(b'*%d\r\n' % len(words) +
-                         b''.join(b'$%d\r\n%s\r\n' % (len(w), w) for w in words))
-            return sock.recv(65536)
-
-
-@pytest.fixture
-def redis_server(programs, tmp_path):
-    return lambda *options: Redis(programs, tmp_path, *options)
 
 
 def serve_pubsub(programs, redis, **env):
