@@ -39,7 +39,7 @@ OPCODE_PONG = 0x0a
 
 #: What ``import geventwebsocket...`` gives once registered: the module of that name here.
 MODULES = ('', '.exceptions', '.websocket', '.handler', '.resource', '.server', '.protocols',
-           '.protocols.base')
+           '.protocols.base', '.logging')
 
 #: The names that need gevent, imported when first used (as ``geventws`` does).
 _LAZY = {'WebSocketServer': '.server', 'WebSocketApplication': '.resource',
