@@ -23,6 +23,12 @@
  * do (RFC 7692), requires the server to accept it, sends the message compressed and inflates
  * compressed echoes (zlib), so the server's compression state is what a browser would cause.
  *
+ * --socketio (echo mode) speaks Socket.IO 5 over Engine.IO 4's websocket transport, as
+ * python-socketio's client does with transports=['websocket']: the upgrade goes to
+ * /socket.io/?EIO=4&transport=websocket, the Engine.IO open packet is awaited, the namespace
+ * is joined ('40', answered '40{...}'), then each message is the event '42["echo","<letters>"]'
+ * (SIZE bytes in all), which a server that emits the event back returns byte for byte.
+ *
  * Output: one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -47,7 +53,8 @@
 #include <zlib.h>
 
 enum mode { MODE_ECHO, MODE_IDLE, MODE_CHURN, MODE_BROADCAST };
-enum state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_IDLE, ST_BROADCAST };
+enum state { ST_CONNECTING, ST_HANDSHAKE, ST_PREAMBLE, ST_OPEN, ST_CLOSING, ST_IDLE,
+             ST_BROADCAST };
 
 #define HIST_BUCKETS 1000000          /* 1 us each: latencies up to 1 s, the rest in the last */
 #define READ_CHUNK (256 * 1024)
@@ -62,6 +69,7 @@ struct conn {
     int fd;
     int id;
     enum state state;
+    int preamble;                     /* --socketio: packets of the opening seen */
     int want_out;                     /* EPOLLOUT registered */
     const char *extra;                /* handshake request or close frame being written */
     size_t extra_left;
@@ -85,8 +93,8 @@ static struct {
     int port, conns, inflight, binary, server_pid, deflate;
     size_t size;
     double warmup, duration, settle, hold;
-    int rounds;
-} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0, 0.0, 10};
+    int rounds, socketio;
+} opt = {MODE_ECHO, 0, 1, 1, 0, 0, 0, 32, 1.0, 3.0, 1.0, 0.0, 10, 0};
 
 static int ep;
 static struct sockaddr_in addr;
@@ -96,6 +104,7 @@ static unsigned char *ring, *payloads;    /* masked frames back to back; their p
 static size_t frame_len, ring_len;
 static unsigned ring_count;
 static unsigned char close_frame[8];
+static unsigned char sio_connect_frame[8];    /* --socketio: '40', masked */
 static uint32_t *hist;
 static unsigned char readbuf[READ_CHUNK];
 
@@ -230,6 +239,10 @@ static void build_frames(void) {
         unsigned char *p = payloads + i * opt.size, key[4];
         for (size_t j = 0; j < opt.size; j++)
             p[j] = opt.binary ? (unsigned char)rand() : (unsigned char)('a' + rand() % 26);
+        if (opt.socketio) {   /* 42["echo","<letters>"] */
+            memcpy(p, "42[\"echo\",\"", 11);
+            memcpy(p + opt.size - 2, "\"]", 2);
+        }
         for (int j = 0; j < 4; j++) key[j] = (unsigned char)rand();
         int first_byte = 0x80 | (opt.binary ? 2 : 1);
         if (opt.deflate)
@@ -247,6 +260,10 @@ static void build_frames(void) {
     memcpy(close_frame + 2, key, 4);
     close_frame[6] = 0x03 ^ key[0];
     close_frame[7] = 0xe8 ^ key[1];
+    memcpy(sio_connect_frame, close_frame, 6);
+    sio_connect_frame[0] = 0x81;
+    sio_connect_frame[6] = '4' ^ key[0];
+    sio_connect_frame[7] = '0' ^ key[1];
 }
 
 static void set_events(struct conn *c, int want_out) {
@@ -433,7 +450,10 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
                 if (c->state == ST_CLOSING) { churn_closed(c); return 0; }
                 die("connection %d: the server sent a close frame", c->id);
             }
-            if (c->frame_opcode < 8 && c->state == ST_BROADCAST) {
+            if (c->frame_opcode < 8 && c->state == ST_PREAMBLE) {
+                if (c->frame_opcode != 1) die("connection %d: a binary Engine.IO packet", c->id);
+                c->in_message = 1;
+            } else if (c->frame_opcode < 8 && c->state == ST_BROADCAST) {
                 if (c->frame_opcode != 1 || !c->frame_fin || len != opt.size)
                     die("connection %d: the broadcast came as opcode %d, fin %d, %llu bytes",
                         c->id, c->frame_opcode, !!c->frame_fin, (unsigned long long)len);
@@ -462,6 +482,10 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
         if (c->frame_opcode < 8 && c->compressed) {
             memcpy(c->zbuf + c->zlen, p, take);
             c->zlen += take;
+        } else if (c->frame_opcode < 8 && c->state == ST_PREAMBLE) {
+            if (c->pay_off == 0 && take && p[0] != (c->preamble ? '4' : '0'))
+                die("connection %d: unexpected Engine.IO packet '%c'", c->id, p[0]);
+            c->pay_off += take;
         } else if (c->frame_opcode < 8) {
             if (memcmp(want + c->pay_off, p, take))
                 die("connection %d: the echo differs from the message sent", c->id);
@@ -472,7 +496,17 @@ static int on_frames(struct conn *c, const unsigned char *p, size_t n) {
         n -= take;
         if (c->pay_left) continue;
         c->in_frame = 0;
-        if (c->frame_opcode < 8 && c->frame_fin && c->state == ST_BROADCAST) {
+        if (c->frame_opcode < 8 && c->frame_fin && c->state == ST_PREAMBLE) {
+            c->pay_off = 0;
+            c->in_message = 0;
+            if (++c->preamble == 1) {   /* the Engine.IO open: join the namespace */
+                c->extra = (const char *)sio_connect_frame;
+                c->extra_left = sizeof sio_connect_frame;
+                flush(c);
+            } else {                    /* its answer: the Socket.IO connection is open */
+                handshake_done(c);
+            }
+        } else if (c->frame_opcode < 8 && c->frame_fin && c->state == ST_BROADCAST) {
             if (c->pay_off != opt.size)
                 die("connection %d: broadcast shorter than sent", c->id);
             c->pay_off = 0;
@@ -511,7 +545,8 @@ static int on_handshake(struct conn *c, const unsigned char *p, size_t n) {
     if (opt.deflate && !strcasestr(c->resp, "permessage-deflate"))
         die("connection %d: the server declined permessage-deflate", c->id);
     size_t head = end + 4 - c->resp;
-    handshake_done(c);
+    if (opt.socketio) c->state = ST_PREAMBLE;
+    else handshake_done(c);
     /* Frames that came with the response: the rest of resp, then what did not fit in it. */
     if (c->resp_len > head &&
         !on_frames(c, (const unsigned char *)c->resp + head, c->resp_len - head))
@@ -709,7 +744,8 @@ static void run_broadcast(struct conn *conns) {
 static void usage(void) {
     fprintf(stderr, "usage: loadgen --port N --mode echo|idle|churn|broadcast [--conns N] "
                     "[--inflight N] [--size BYTES] [--binary] [--warmup S] [--duration S] "
-                    "[--settle S] [--hold S] [--rounds N] [--server-pid PID] [--deflate]\n");
+                    "[--settle S] [--hold S] [--rounds N] [--server-pid PID] [--deflate] "
+                    "[--socketio]\n");
     exit(64);
 }
 
@@ -718,6 +754,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--binary")) { opt.binary = 1; continue; }
         if (!strcmp(a, "--deflate")) { opt.deflate = 1; continue; }
+        if (!strcmp(a, "--socketio")) { opt.socketio = 1; continue; }
         if (!v) usage();
         i++;
         if (!strcmp(a, "--port")) opt.port = atoi(v);
@@ -742,6 +779,8 @@ int main(int argc, char **argv) {
         die("broadcast mode sends text, uncompressed, at least one round");
     if (opt.mode != MODE_ECHO) opt.inflight = 1;
     else if (opt.deflate) die("--deflate is for one message per connection: idle or churn");
+    if (opt.socketio && (opt.mode != MODE_ECHO || opt.binary || opt.size < 14))
+        die("--socketio echoes text events of at least 14 bytes");
 
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -756,9 +795,11 @@ int main(int argc, char **argv) {
     addr.sin_port = htons(opt.port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     request_len = snprintf(request, sizeof request,
-                           "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                           "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n%s\r\n", opt.port, WS_KEY,
+                           "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                           opt.socketio ? "/socket.io/?EIO=4&transport=websocket" : "/",
+                           opt.port, WS_KEY,
                            opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
                                          "client_max_window_bits\r\n" : "");
     build_frames();

@@ -4,6 +4,8 @@
 ``{'error': 'failed: ...' or 'not run: ...'}``; ``micro`` is bench/micro.py's JSON object.
 """
 BASELINE = 'gevent-websocket'
+#: Scenarios whose rows are other servers, and the row each is compared with.
+BASELINES = {'S7': 'socketio-gevent-websocket'}
 #: A server busy (running, or runnable and waiting for its core) less than this share of the
 #: time was waiting for input: the load generator, or the round trips, limited it.
 SERVER_BUSY = 0.9
@@ -87,6 +89,9 @@ LAYOUTS = {
     'S5': ('rate', ['handshakes/s', '× gevent-websocket', 'p50 cycle ms'],
            lambda r, ratio: [_si(r['rate']), ratio, '%.2f' % (r['p50_us'] / 1e3)]),
     'S6': ('rate', _BROADCAST_HEADERS, lambda r, ratio: _broadcast_cells(r, ratio)),
+    'S7': ('rate', ['round trips/s', '× gevent-websocket', 'p50 ms', 'p99 ms'],
+           lambda r, ratio: [_si(r['rate']), ratio, '%.2f' % (r['p50_us'] / 1e3),
+                             '%.2f' % (r['p99_us'] / 1e3)]),
     'S6k': ('rate', _BROADCAST_HEADERS, lambda r, ratio: _broadcast_cells(r, ratio)),
 }
 
@@ -107,7 +112,7 @@ def scenario_table(scenario, title, by_server, labels):
     up."""
     key, headers, cells = LAYOUTS[scenario]
     with_cpu = scenario not in ('S4', 'S6', 'S6k')
-    base = by_server.get(BASELINE, {}).get(key)
+    base = by_server.get(BASELINES.get(scenario, BASELINE), {}).get(key)
     rows, measured = [], {}
     for server, result in by_server.items():
         if 'error' in result:
@@ -189,6 +194,21 @@ def targets(results, micro):
             '' if None in costs else
             ' (server CPU per message: geventws %s µs, picows %s µs)'
             % tuple(_us(cost) for cost in costs)))
+    s7 = {engine: results.get('S7', {}).get('socketio-' + engine) for engine in
+          ('geventws', 'gevent-websocket', 'simple-websocket')}
+    if all(row and 'error' not in row for row in s7.values()):
+        rates = {engine: row['rate'] for engine, row in s7.items()}
+        costs = {engine: _cpu_per_message(row) for engine, row in s7.items()}
+        ahead = all(rates['geventws'] > rates[other] and (
+            None in (costs['geventws'], costs[other]) or costs['geventws'] < costs[other])
+            for other in ('gevent-websocket', 'simple-websocket'))
+        lines.append('- S7: Flask-SocketIO round trips/s on geventws / gevent-websocket = '
+                     '%.2f, / simple-websocket = %.2f; server CPU µs per round trip %s: %s' % (
+                         rates['geventws'] / rates['gevent-websocket'],
+                         rates['geventws'] / rates['simple-websocket'],
+                         ', '.join('%s %s' % (engine, '–' if cost is None else _us(cost))
+                                   for engine, cost in costs.items()),
+                         'met' if ahead else 'MISSED (geventws ahead of both on both)'))
     mine = _value(results, 'S4', ours)
     if mine is not None:
         python_peers = [s for s in ('gevent-websocket', 'websockets', 'aiohttp', 'picows')

@@ -76,6 +76,20 @@ def _node_server():
                   {'NODE_PATH': str(NODE_MODULES)}, missing)
 
 
+def _socketio_server(engine, dist):
+    """S7's Flask-SocketIO app (bench/servers/socketio_echo.py) on ``engine``."""
+    version = _version(dist)
+    server = _python_server('socketio-' + engine, 'flask-socketio', 'socketio_echo.py',
+                            label='Flask-SocketIO %s on %s %s%s' % (
+                                _version('flask-socketio'), engine, version,
+                                ' compiled' if engine == 'geventws' else ''),
+                            scenarios=('S7',))
+    server.argv.append(engine)
+    if not version:
+        server.missing = '%s is not installed (make bench installs it)' % dist
+    return server
+
+
 def all_servers():
     ours = _version('geventws')
     return [
@@ -96,6 +110,10 @@ def all_servers():
         # Not a peer: what the kernel and the load generator allow any server here.
         Server('c-echo', "minimal C echo (the harness's limit)", [str(C_ECHO)],
                scenarios=('S1', 'S2', 'S3')),
+        # S7: one Flask-SocketIO app, its WebSockets served by each engine engineio can use.
+        _socketio_server('geventws', 'geventws'),
+        _socketio_server('gevent-websocket', 'gevent-websocket'),
+        _socketio_server('simple-websocket', 'simple-websocket'),
     ]
 
 
@@ -105,6 +123,7 @@ class Scenario:
     title: str
     args: list              # load generator arguments
     quick_args: list = field(default_factory=list)   # overrides for --quick
+    listed_only: bool = False   # run only by the servers that name it in their scenarios
 
 
 SCENARIOS = [
@@ -131,6 +150,11 @@ SCENARIOS = [
     Scenario('S6k', 'one broadcast of a 1 KiB text message to {conns} open connections',
              ['--mode', 'broadcast', '--conns', '10000', '--size', '1024', '--rounds', '10'],
              ['--conns', '500', '--rounds', '3']),
+    # The same event echoed by one Flask-SocketIO app on each engine: the load generator
+    # speaks Socket.IO over the websocket transport (its --socketio).
+    Scenario('S7', 'Flask-SocketIO, 64 connections, one 32-byte echo event in flight each',
+             ['--mode', 'echo', '--conns', '64', '--inflight', '1', '--size', '32',
+              '--socketio'], listed_only=True),
 ]
 #: Scenarios measured once per server (each runs its own rounds, or measures memory).
 ONCE = ('S4', 'S6', 'S6k')
@@ -296,7 +320,8 @@ def run_scenario(scenario, servers, options):
     by_server = {}
     for _ in range(_rounds(scenario, options)):
         for server in servers:
-            if server.scenarios and scenario.name not in server.scenarios:
+            if ((server.scenarios or scenario.listed_only)
+                    and scenario.name not in server.scenarios):
                 continue
             if server.missing:
                 by_server[server.name] = {'error': 'not run: ' + server.missing}
@@ -386,11 +411,14 @@ def main():
     parser.add_argument('--quick', action='store_true', help='a smoke run of a few seconds')
     parser.add_argument('--servers', help='comma-separated: ' +
                         ','.join(server.name for server in all_servers()))
-    parser.add_argument('--scenarios', help='comma-separated: S1,S2,S3,S4,S5,' + MICRO)
+    parser.add_argument('--scenarios',
+                        help='comma-separated: %s,%s' % (','.join(s.name for s in SCENARIOS),
+                                                         MICRO))
     parser.add_argument('--warmup', type=float, help='seconds before measuring (default 1)')
     parser.add_argument('--duration', type=float, help='seconds measured (default 3)')
     parser.add_argument('--repeat', type=int,
-                        help='rounds of S1, S2, S3, S5, the best kept (default 2; quick: 1)')
+                        help='rounds of S1, S2, S3, S5, S7, the best kept (default 2; '
+                             'quick: 1)')
     parser.add_argument('--output', type=Path, default=OUT / 'latest.md',
                         help='the tables in markdown (default bench/out/latest.md)')
     parser.add_argument('--profile', metavar='SERVER',

@@ -239,3 +239,21 @@ def test_gunicorn_one_worker_both_transports(programs, members):
               '--graceful-timeout', '1', 'socketio_app:app'], port, cwd=APPS_DIR,
              env=_env(True))
     _exercise(port, members, 'geventws.compat')
+
+
+def test_benchmark_s7_smoke(tmp_path):
+    """bench/run.py's S7 in a smoke run: the load generator speaks Socket.IO to the app on
+    each of the three engines, and every echo it checks comes back (no timing asserted)."""
+    require_tool('cc', 'compiles the load generator')
+    require_tool('taskset', 'pins the servers and the load generator')
+    bench = os.path.join(os.path.dirname(APPS_DIR.rstrip(os.sep)), '..', 'bench')
+    proc = subprocess.run(
+        [PYTHON, os.path.join(bench, 'run.py'), '--quick', '--servers',
+         'socketio-geventws,socketio-gevent-websocket,socketio-simple-websocket',
+         '--scenarios', 'S7', '--warmup', '0.1', '--duration', '0.3',
+         '--output', str(tmp_path / 'smoke.md')], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '### S7 Flask-SocketIO, 64 connections' in proc.stdout
+    for engine in ('geventws', 'gevent-websocket', 'simple-websocket'):
+        assert ' on %s ' % engine in proc.stdout
+    assert 'failed' not in proc.stdout and '- S7: Flask-SocketIO round trips/s' in proc.stdout
