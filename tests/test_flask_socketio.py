@@ -166,6 +166,28 @@ def test_a_script_of_its_own_with_the_one_line(programs, members):
     assert 'Traceback' not in server.output()
 
 
+@pytest.mark.parametrize('hidden', [True, False], ids=['without-gevent-websocket',
+                                                       'with-gevent-websocket'])
+def test_a_wsgi_server_of_its_own_without_the_line(programs, members, hidden):
+    """Without gevent-websocket and without the line, engineio falls back to simple-websocket
+    on the socket that ``wsgi.input`` leads to (its own WebSocket); with gevent-websocket
+    installed, its path gives geventws's WebSocket. Both transports work either way."""
+    port = free_port()
+    server = programs([PYTHON, 'socketio_handler_script.py', str(port)], port, cwd=APPS_DIR,
+                      env=_env(hidden))
+    for transports in (('websocket',), None):
+        member = members(port, transports)
+        _until(lambda: member.sio.transport() == 'websocket', 'no upgrade to websocket')
+        info = member.info()
+        assert info['geventwebsocket'] == (None if hidden else 'geventwebsocket')
+        assert (info['engineio_websocket'], info['open_websockets']) == (
+            ('simple-websocket', []) if hidden else ('gevent-websocket', OURS))
+        member.sio.emit('echo', 'é')
+        assert member.wait_for('echo') == ['é']
+        member.close()
+    assert 'Traceback' not in server.output()
+
+
 @pytest.fixture
 def redis_url(tmp_path):
     """A redis-server of this test's own on a free port (no persistence)."""
