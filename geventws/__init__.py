@@ -5,7 +5,8 @@ The package has three layers (``../shared/DESIGN.md``, the README's "Layout"):
 - ``geventws.protocol``: the sans-I/O protocol core; imports without gevent.
 - ``geventws.io``: the I/O layer on gevent: ``WebSocket``, ``WebSocketHandler``, the client.
 - the deployment adapters here at the top: ``serve`` (``python -m geventws serve``),
-  ``gunicorn`` (the worker class), ``shutdown``, ``routing`` (``Sockets``).
+  ``gunicorn`` (the worker class), ``shutdown``, ``routing`` (``Sockets``), and
+  ``compat`` (gevent-websocket's API, and the stand-in that Flask-SocketIO's engine finds).
 
 ``errors`` and ``limits`` are shared by all three; ``speedups`` chooses between the compiled
 modules and their pure-Python twins.
