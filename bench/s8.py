@@ -4,13 +4,14 @@
 stack, a redis-server of its own, two server processes (bench/servers/pubsub_geventws.py on
 ``geventws serve``: ``geventws.pubsub.Broker``; bench/servers/pubsub_socketio.py:
 python-socketio's RedisManager, Flask-SocketIO's message queue, on gevent-websocket) and the
-C subscribers (bench/subscribers.c, compiled into bench/out/), which timestamp every arrival.
+C subscribers (bench/subscribers.c, compiled into bench/out/), which timestamp every arrival
+(the programs' output: bench/out/s8-<stack>.log).
 Then one publisher process per phase publishes its messages at a rate (``max``: as fast as
 it can), each carrying its CLOCK_MONOTONIC time, and the next phase starts once every
 subscriber had every message of this one. Per phase: deliveries/s (from the first publish to
 the last arrival), end-to-end latency p50/p99/max, and the servers' CPU per delivery; per
-stack, the servers' memory per subscriber. Prints a Markdown table and writes
-bench/out/s8.json.
+stack, the servers' memory per subscriber. Prints a Markdown table and writes the figures to
+bench/out/s8.json (``--json``).
 
 Rates past what the servers deliver (at 5,000 subscribers per process, a few tens of
 messages per second here) show the deliveries/s at saturation, and the latency of a backlog.
@@ -31,7 +32,7 @@ SERVERS = os.path.join(BENCH, 'servers')
 OUT = os.path.join(BENCH, 'out')
 PYTHON = sys.executable
 #: (rate per second or None for as fast as possible, messages)
-PHASES = [(10, 30), (100, 100), (1000, 100), (None, 100)]
+PHASES = [(2, 10), (10, 30), (100, 100), (1000, 100), (None, 100)]
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 
 
@@ -101,10 +102,11 @@ def run_stack(stack, subscribers, phases, directory):
     redis_port = free_port()
     url = 'redis://127.0.0.1:%d/0' % redis_port
     procs = []
-    log = open(os.path.join(directory, stack + '.log'), 'wb')
+    log = open(os.path.join(OUT, 's8-%s.log' % stack), 'wb')
     try:
         redis = subprocess.Popen(['redis-server', '--port', str(redis_port), '--bind',
-                                  '127.0.0.1', '--save', '', '--appendonly', 'no'],
+                                  '127.0.0.1', '--save', '', '--appendonly', 'no',
+                                  '--dir', directory],
                                  stdout=log, stderr=log)
         procs.append(redis)
         wait_port(redis_port, redis)
@@ -201,18 +203,28 @@ def main():
     parser.add_argument('--subscribers', type=int, default=10000)
     parser.add_argument('--stacks', default='geventws,socketio')
     parser.add_argument('--quick', action='store_true', help='fewer messages per phase')
+    parser.add_argument('--phases', metavar='RATE:COUNT,...',
+                        help="the phases instead of %s (rate 0: as fast as it can)"
+                        % ','.join('%s:%d' % (rate or 0, count) for rate, count in PHASES))
+    parser.add_argument('--json', default=os.path.join(OUT, 's8.json'),
+                        help='where the figures go (%(default)s)')
     args = parser.parse_args()
     if not shutil.which('redis-server'):
         raise SystemExit('S8 needs redis-server')
     os.makedirs(OUT, exist_ok=True)
     subprocess.run(['cc', '-O2', '-o', os.path.join(OUT, 'subscribers'),
                     os.path.join(BENCH, 'subscribers.c')], check=True)
-    phases = [(rate, max(3, count // 10)) for rate, count in PHASES] if args.quick else PHASES
+    phases = PHASES
+    if args.phases:
+        phases = [(int(rate) or None, int(count)) for rate, count in
+                  (phase.split(':') for phase in args.phases.split(','))]
+    if args.quick:
+        phases = [(rate, max(3, count // 10)) for rate, count in phases]
     results = []
     with tempfile.TemporaryDirectory() as directory:
         for stack in args.stacks.split(','):
             results.append(run_stack(stack, args.subscribers, phases, directory))
-    with open(os.path.join(OUT, 's8.json'), 'w') as f:
+    with open(args.json, 'w') as f:
         json.dump(results, f, indent=1)
     print(table(results))
 

@@ -177,6 +177,11 @@ static void on_readable(struct conn *c) {
             else if (n == 127) die("message over 64 KiB");
             if (c->len - i < head + n) break;
             if ((p[0] & 0x0f) == 1) on_message(c, p + head, n);
+            else if ((p[0] & 0x0f) == 9) {   /* the server's keepalive: a pong, as sent */
+                unsigned char pong[131] = {0x8a, 0x80 | (unsigned char)n};
+                memcpy(pong + 6, p + head, n);
+                send_all(c->fd, pong, n + 6);
+            }
             else if ((p[0] & 0x0f) == 8) die("the server closed a connection");
             i += head + n;
         }
