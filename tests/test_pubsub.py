@@ -4,6 +4,7 @@ refuses. The Redis backend, across processes, is in test_pubsub_redis.py."""
 import pytest
 import websocket
 
+from geventws import WebSocketHandler
 from geventws.pubsub import Broker, HistoryLost, parse_id
 from helpers import import_app, settled
 
@@ -97,6 +98,28 @@ def test_closing_unsubscribes_and_unsubscribe_stops_delivery(server, broker):
     second.close()
     assert settled(lambda: server.call(broker.subscribers, 'c'), 0) == 0
     assert server.call(lambda: broker._sockets) == {}
+
+
+def test_a_subscriber_that_does_not_read_delays_nobody(serve):
+    """Delivery is broadcast(): the one that stops reading is dropped at its write_limit
+    (on_full='close'), the other gets every message meanwhile."""
+    broker = Broker(envelope=pubsub_app.with_id, on_full='close')
+    server = serve(pubsub_app.make_app(broker), WebSocketHandler.configure(write_limit=262144))
+    stalled, reader = subscribe(server, 'big'), subscribe(server, 'big')
+    big = 'x' * 65536
+    for n in range(200):   # the reader keeps up: it has each message before the next
+        server.call(broker.publish, 'big', '%d %s' % (n, big))
+        assert received(reader, 1)[0][1].split(' ', 1)[0] == str(n)
+    had = 0
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        while stalled.recv():   # (no close frame: it could not get past what waits)
+            had += 1
+    print('the stalled subscriber had %d of 200 messages of 64 KiB when the server '
+          'dropped it' % had)
+    assert had < 200
+    assert settled(lambda: server.call(broker.subscribers, 'big'), 1) == 1
+    reader.close()
+    broker.close()
 
 
 def test_arguments_it_refuses():
