@@ -1,6 +1,6 @@
-"""bench/s8.py (S8: one channel through Redis to subscribers on two server processes) in a
-smoke run: 50 subscribers, a few messages per phase, geventws' stack, so that it cannot rot.
-The figures of the real run are in bench/RESULTS.md."""
+"""bench/s8.py (one channel through Redis to subscribers on two server processes) in a smoke
+run: 50 subscribers, a few messages per phase, geventws' stack, so that it cannot rot. The
+figures of the real run are in bench/RESULTS.md."""
 import json
 import subprocess
 
@@ -11,9 +11,9 @@ from helpers import PYTHON, ROOT, python_env, require_tool
 pytestmark = pytest.mark.redis
 
 
-def test_s8_smoke(tmp_path):
-    require_tool('redis-server', 'S8 runs on Redis')
-    require_tool('cc', 'S8 compiles its subscribers')
+def test_pubsub_benchmark_smoke(tmp_path):
+    require_tool('redis-server', 'the benchmark runs on Redis')
+    require_tool('cc', 'the benchmark compiles its subscribers')
     figures = tmp_path / 's8.json'
     run = subprocess.run([PYTHON, 'bench/s8.py', '--subscribers', '50', '--quick',
                           '--stacks', 'geventws', '--json', str(figures)], cwd=ROOT,
