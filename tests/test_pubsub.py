@@ -84,6 +84,9 @@ def test_an_id_older_than_the_history_is_reported(server, broker):
     with pytest.raises(HistoryLost) as lost:   # an id from before this broker
         server.call(broker.subscribe, None, 'h', '1-1')
     assert lost.value.last == after and lost.value.channel == 'h'
+    with pytest.raises(HistoryLost):   # and on a channel nobody here reads: it stays so
+        server.call(broker.subscribe, None, 'other', '1-1')
+    assert 'other' not in server.call(lambda: broker._channels)
     ws.close()
 
 

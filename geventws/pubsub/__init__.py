@@ -154,7 +154,11 @@ class Broker:
             ch = self._join_channel(channel)
             if ws in ch.subscribers or ws in ch.waiting:
                 return
-            backlog = self._backend.backlog(ch, floor, since) if floor is not None else ()
+            try:
+                backlog = self._backend.backlog(ch, floor, since) if floor is not None else ()
+            except BaseException:
+                self._drop_if_unused(ch)   # (a channel nobody here reads is not read)
+                raise
             # (nothing below yields: no message can come between the backlog and the live
             # stream)
             if self._channels.get(channel) is ch:
