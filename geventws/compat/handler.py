@@ -55,9 +55,10 @@ class WebSocketHandler(_WebSocketHandler):
         try:
             super()._run_websocket_app(ws, socket_input)
         finally:
-            clients = getattr(self.server, 'clients', None)
-            if clients is not None and clients.get(self.client_address, ws).ws is ws:
-                clients.pop(self.client_address, None)
+            clients = getattr(self.server, 'clients', None) or {}
+            client = clients.get(self.client_address)
+            if client is not None and client.ws is ws:   # (never accepted: not there)
+                del clients[self.client_address]
             self.websocket = None
 
     def _accept(self, ws: _WebSocket, request: handshake.ServerRequest | hixie.HixieRequest,
