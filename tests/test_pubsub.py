@@ -132,8 +132,10 @@ def test_arguments_it_refuses():
         Broker(on_full='wait')
     with pytest.raises(TypeError):
         Broker(socket_timeout=1)
+    unpatched = Broker('redis://127.0.0.1:1/0')   # (gunicorn --preload: in the master)
     with pytest.raises(RuntimeError):   # redis-py would block gevent's hub
-        Broker('redis://127.0.0.1:1/0')
+        unpatched.publish('c', 'x')
+    unpatched.close()
     for bad in ('x', '1-x', '-1-0'):
         with pytest.raises(ValueError):
             parse_id(bad)

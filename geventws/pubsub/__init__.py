@@ -98,7 +98,8 @@ class Broker:
     get instead of the message as published, for example the id inside the app's JSON.
 
     The Redis backend needs a monkey-patched process (``geventws serve`` and the gunicorn
-    worker are); ``redis_options`` go to ``redis.Redis.from_url``."""
+    worker are; its first ``publish`` or ``subscribe`` says so otherwise); ``redis_options``
+    go to ``redis.Redis.from_url``."""
 
     def __init__(self, url: str | None = None, *, history: int = HISTORY,
                  on_full: str = 'skip',

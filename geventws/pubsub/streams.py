@@ -47,10 +47,6 @@ class RedisBackend:
 
     def __init__(self, broker: Broker, url: str, prefix: str,
                  options: Dict[str, Any]) -> None:
-        if not monkey.is_module_patched('socket'):
-            raise RuntimeError('the Redis backend needs a monkey-patched process '
-                               '(gevent.monkey.patch_all(), as geventws serve and the '
-                               'gunicorn worker do): redis-py would block the hub')
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -63,13 +59,23 @@ class RedisBackend:
         options.setdefault('retry', Retry(NoBackoff(), 0))
         # (Any: redis-py's annotations cover both its byte and its str replies)
         self.client: Any = redis.Redis.from_url(url, **options)
+        # The reader's own pool (of one connection): its XREAD blocks for seconds. Nothing
+        # connects before the first use.
         reader_options = dict(options, socket_timeout=BLOCK_MS / 1000 + TIMEOUT,
-                              retry=Retry(NoBackoff(), 0), single_connection_client=True)
+                              retry=Retry(NoBackoff(), 0))
         self.reader_client: Any = redis.Redis.from_url(url, **reader_options)
         self.wake_key = '%swake:%s' % (prefix, uuid.uuid4().hex)
         self.wake_last: Any = b'0-0'
         self.errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         self.reader: Any = None
+
+    def _check_patched(self) -> None:
+        """At first use, not when the broker is made: gunicorn's master may import the app
+        (``--preload``) before its workers patch."""
+        if not monkey.is_module_patched('socket'):
+            raise RuntimeError('the Redis backend needs a monkey-patched process '
+                               '(gevent.monkey.patch_all(), as geventws serve and the '
+                               'gunicorn worker do): redis-py would block the hub')
 
     def key(self, channel: str) -> str:
         return self.prefix + 'ch:' + channel
@@ -80,6 +86,7 @@ class RedisBackend:
     # -- what the broker asks -----------------------------------------------------------------
 
     def publish(self, channel: str, message: Payload) -> str:
+        self._check_patched()
         field = _TEXT if isinstance(message, str) else _BINARY
         try:
             message_id = self.client.xadd(self.key(channel), {field: message},
@@ -90,6 +97,7 @@ class RedisBackend:
 
     def activate(self, ch: _Channel) -> None:
         """Where ``ch`` stands: the id of its newest message, read from now on."""
+        self._check_patched()
         try:
             newest = self.client.xrevrange(self.key(ch.name), count=1)
         except self.errors as exc:
