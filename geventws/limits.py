@@ -54,14 +54,11 @@ OPEN_TIMEOUT = 10.0
 #: Largest HTTP response head a client reads before the opening handshake fails.
 MAX_RESPONSE_HEAD = 64 * 1024
 
-#: Seconds a draft-76 (hixie) client has to send the 8 bytes that follow its request headers
-#: (they carry no Content-Length) before the handshake is refused with 400.
-HIXIE76_KEY3_TIMEOUT = 10.0
-
 #: Seconds a request on a server connection has to deliver its whole head, counted from the
 #: connection's start (or, on a keep-alive connection, from the next request's first byte):
 #: past it the connection is closed without an answer, so that peers sending nothing or one
-#: byte at a time (slowloris) cannot hold file descriptors.
+#: byte at a time (slowloris) cannot hold file descriptors. A draft-76 (hixie) client's 8
+#: bytes after its head (they have no Content-Length) must come within it too, else 400.
 HANDSHAKE_TIMEOUT = 10.0
 
 #: Seconds an HTTP connection may wait idle for its next request (gunicorn's keepalive

@@ -31,6 +31,11 @@ BAD_REQUESTS = [
     ('key of 17 bytes', dict(HTTP_SEC_WEBSOCKET_KEY='AAAAAAAAAAAAAAAAAAAAAAA='),
      'Sec-WebSocket-Key'),
     ('key not ASCII', dict(HTTP_SEC_WEBSOCKET_KEY='\u00e9' * 24), 'Sec-WebSocket-Key'),
+    ('protocol not a token', dict(HTTP_SEC_WEBSOCKET_PROTOCOL='chat, a\x1bb'),
+     'Sec-WebSocket-Protocol'),
+    ('method with a line break', dict(REQUEST_METHOD='G\r\nX'), "'G\\r\\nX'"),
+    ('a body', dict(CONTENT_LENGTH='5'), 'Content-Length'),
+    ('a chunked body', dict(HTTP_TRANSFER_ENCODING='chunked'), 'Transfer-Encoding'),
 ]
 
 

@@ -216,9 +216,9 @@ def test_key3_cut_short_is_400(serve):
     assert status == 400
 
 
-def test_key3_that_never_comes_is_400(serve, monkeypatch):
-    monkeypatch.setattr(geventws.io.handler, 'HIXIE76_KEY3_TIMEOUT', 0.2)
-    client = HixieClient(serve(echo_app).port, 76)
+def test_key3_that_never_comes_is_400(serve):
+    client = HixieClient(serve(echo_app, WebSocketHandler.configure(handshake_timeout=0.2)).port,
+                         76)
     try:
         client.sock.sendall(b'GET / HTTP/1.1\r\n' + b''.join(
             b'%s: %s\r\n' % (n.encode(), v.encode()) for n, v in hixie_headers(76)) +
@@ -227,7 +227,7 @@ def test_key3_that_never_comes_is_400(serve, monkeypatch):
         body = client.read_body()
     finally:
         client.close()
-    assert status == 400 and b'did not arrive within 0.2 s' in body
+    assert status == 400 and b'did not arrive within the handshake timeout (0.2 s)' in body
 
 
 # -- messages ---------------------------------------------------------------------------

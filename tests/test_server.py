@@ -411,7 +411,6 @@ PLAIN_REQUESTS = [
     b'GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     b'GET /missing HTTP/1.0\r\n\r\n',
     b'GET / HTTP/1.0\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n',
-    b'NONSENSE\r\n\r\n',
 ]
 
 
@@ -428,6 +427,26 @@ def test_plain_http_is_served_exactly_as_pywsgi_does(serve, request_bytes):
     ours = exchange(WebSocketHandler)
     assert ours == exchange(WSGIHandler)
     assert ours.startswith(b'HTTP/1.')
+
+
+@pytest.mark.parametrize('request_bytes, reason', [
+    (b'NONSENSE\r\n\r\n', "Invalid HTTP method: 'NONSENSE\\\\r\\\\n'"),
+    (b'GET / HTTP/1\r\nHost: x\r\n\r\n', "Invalid http version: 'GET / HTTP/1\\\\r\\\\n'"),
+    (b'GET / HTTP/1.1\x01\r\nHost: x\r\n\r\n', "Invalid http version"),
+    (b'GET /' + b'x' * 9000 + b' HTTP/1.1\r\n\r\n', 'the request line is longer than 8192'),
+])
+def test_malformed_requests_get_a_reason_in_one_line(serve, request_bytes, reason, capfd):
+    """Where pywsgi answers with an empty body (and, for 'HTTP/1', a traceback in the log)."""
+    client = RawClient(serve(_http_app).port)
+    try:
+        client.send(request_bytes)
+        response = client.read_body()
+    finally:
+        client.close()
+    head, _, body = response.partition(b'\r\n\r\n')
+    assert head.split(b'\r\n')[0] in (b'HTTP/1.1 400 Bad Request', b'HTTP/1.1 414 URI Too Long')
+    assert body.endswith(b'\n') and body.count(b'\n') == 1 and reason.encode() in body, body
+    assert 'Traceback' not in ''.join(capfd.readouterr())
 
 
 def test_app_refusing_with_403_does_not_upgrade(serve, client_of):

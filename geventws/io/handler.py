@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import operator
+import re
 import sys
 import time
 from collections import deque
@@ -24,10 +25,10 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
 
 from gevent import Timeout, pywsgi
-from gevent.pywsgi import Input, WSGIHandler, _InvalidClientInput, unquote_latin1
+from gevent.pywsgi import MAX_REQUEST_LINE, Input, WSGIHandler, _InvalidClientInput, unquote_latin1
 
 from ..errors import ConnectionClosed, HandshakeError
-from ..limits import (CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, HIXIE76_KEY3_TIMEOUT, KEEPALIVE_TIMEOUT,
+from ..limits import (CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, KEEPALIVE_TIMEOUT,
                       MAX_HEADER_LINE, MAX_HEADERS, MAX_MESSAGE_SIZE, MAX_QUEUE,
                       MAX_REQUEST_HEAD, PING_INTERVAL, PING_TIMEOUT, REFUSAL_LINGER, WRITE_LIMIT,
                       SERVER_OPTIONS)
@@ -185,8 +186,10 @@ class WebSocketHandler(WSGIHandler):
             pass
 
     def handle_one_request(self) -> Any:
-        if self.requestline is not None and not self._next_request_begins():
-            return None   # (a request was served before: this is a keep-alive connection)
+        if self.requestline is not None:   # a request was served before: keep-alive
+            if not self._next_request_begins():
+                return None
+            self.time_start = time.time()   # (the request's, for the log and the deadline)
         self._deadline = Timeout._start_new_or_dummy(self.handshake_timeout, _HeadTimeout)
         try:
             result = super().handle_one_request()
@@ -196,6 +199,9 @@ class WebSocketHandler(WSGIHandler):
             # A request pywsgi refused (400, 414, 431): its handle() would write the answer
             # and close at once, and the reset that unread bytes cause can lose the answer.
             self.status, response = result
+            if self.status == '414':   # (pywsgi's answer has no reason)
+                self.status, response = _refusal('414 URI Too Long', 'the request line is '
+                                                 'longer than %d bytes' % MAX_REQUEST_LINE)
             answer_and_close(self.socket, response, REFUSAL_LINGER, 16 * 1024 * 1024)
             self.time_finish = time.time()
             self.log_request()
@@ -225,18 +231,25 @@ class WebSocketHandler(WSGIHandler):
 
     def _handle_client_error(self, ex: Exception) -> Any:
         """What pywsgi answers to a request it could not read: 431 for a head over the
-        limits; nothing, and nothing in the log, for a peer that went away or was too slow;
-        pywsgi's 400 and one log line for the rest."""
-        if isinstance(ex, HeadTooLarge):
-            self.log_error('(from %s) %s', self.client_address, ex)
-            body = (str(ex) + '\n').encode('latin-1')
-            return ('431', b'HTTP/1.1 431 Request Header Fields Too Large\r\n'
-                           b'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n'
-                           b'Content-Length: %d\r\n\r\n%s' % (len(body), body))
+        limits, 400 for a malformed one, each with its reason in one line (here and in the
+        log); nothing, and nothing in the log, for a peer that went away or was too slow."""
         if isinstance(ex, (ConnectionError, TimeoutError)) and not isinstance(
                 ex, _InvalidClientInput):
             return None
-        return super()._handle_client_error(ex)
+        if isinstance(ex, HeadTooLarge):
+            status = '431 Request Header Fields Too Large'
+        elif isinstance(ex, (ValueError, _InvalidClientInput)):
+            status = '400 Bad Request'
+        else:
+            return super()._handle_client_error(ex)   # no client's fault: pywsgi's traceback
+        reason = getattr(ex, 'formatted_message', None) or str(ex) or type(ex).__name__
+        self.log_error('(from %s) %s', self.client_address, reason)
+        return _refusal(status, reason)
+
+    def _check_http_version(self) -> bool:
+        # pywsgi's fails with an IndexError (a traceback in the log) on 'HTTP/1'.
+        return (_HTTP_VERSION.fullmatch(self.request_version) is not None and
+                super()._check_http_version())
 
     # -- the first request ---------------------------------------------------------------
     # A connection's first request is most often a WebSocket upgrade, whose whole head
@@ -453,19 +466,19 @@ class WebSocketHandler(WSGIHandler):
 
     def _read_hixie76_key3(self) -> bytes:
         """The 8 bytes a draft-76 client sends after its headers without a Content-Length:
-        already in ``rfile``'s buffer when they came with the headers, or still on the way."""
-        sock = self.socket
-        timeout = sock.gettimeout()
-        sock.settimeout(HIXIE76_KEY3_TIMEOUT)
-        try:
-            key3 = self.rfile.read(8)
-        except OSError:
-            key3 = b''
-        finally:
-            sock.settimeout(timeout)
+        already in ``rfile``'s buffer when they came with the headers, or still on the way,
+        within what is left of ``handshake_timeout``."""
+        limit = self.handshake_timeout
+        left = None if limit is None else max(0.0, limit - (time.time() - self.time_start))
+        key3 = b''
+        with Timeout(left, False):
+            try:
+                key3 = self.rfile.read(8)
+            except OSError:
+                pass
         if len(key3) != 8:
             raise HandshakeError('hixie-76 handshake: the 8 bytes after the headers did not '
-                                 'arrive within %g s' % HIXIE76_KEY3_TIMEOUT)
+                                 'arrive within the handshake timeout (%s s)' % limit)
         return key3
 
     def _buffered_input(self) -> bytes:
@@ -517,6 +530,19 @@ def _after_websockethandler(cls: type, name: str) -> Any:
         if name in vars(klass):
             return vars(klass)[name]
     return None
+
+
+def _refusal(status: str, reason: str) -> tuple[str, bytes]:
+    """pywsgi's ``(status code, response)`` of a refused request, with ``reason`` as its
+    body: one line (control characters, as the request may bring them, escaped)."""
+    body = (' '.join(reason.encode('unicode_escape').decode('ascii').split()) + '\n').encode()
+    return status[:3], (b'HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: text/plain; '
+                        b'charset=utf-8\r\nContent-Length: %d\r\n\r\n%s'
+                        % (status.encode(), len(body), body))
+
+
+#: What pywsgi's version check can parse (it takes 'HTTP/1' for a bug of its own).
+_HTTP_VERSION = re.compile(r'HTTP/\d+\.\d+')
 
 
 class _HeadTimeout(TimeoutError):

@@ -74,6 +74,9 @@ def validate_request(environ: Environ) -> ServerRequest:
         raise HandshakeError('Sec-WebSocket-Key must be base64 of 16 bytes')
     protocols = [p.strip() for p in environ.get('HTTP_SEC_WEBSOCKET_PROTOCOL', '').split(',')
                  if p.strip()]
+    if not TOKEN_CHARS.issuperset(''.join(protocols)):
+        # (an app that accepts what is offered would send it back in its answer)
+        raise HandshakeError('Sec-WebSocket-Protocol must list tokens (RFC 6455 4.1)')
     try:
         extensions = parse_extension_header(environ.get('HTTP_SEC_WEBSOCKET_EXTENSIONS', ''))
     except ValueError:

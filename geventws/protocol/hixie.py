@@ -89,8 +89,8 @@ def validate_request(environ: Environ, version: str) -> HixieRequest:
     check_upgrade_request(environ)
     # The answer repeats Origin, Host, the protocol and the request URI as they came: no
     # field of such a request may carry a line break (a folded line) or another control.
-    check_no_control_characters(environ, [name for name in environ
-                                          if name.startswith('HTTP_') or name == 'RAW_URI'])
+    check_no_control_characters(environ, [name for name in environ if name.startswith('HTTP_')
+                                          or name in ('RAW_URI', 'QUERY_STRING')])
     origin = environ.get('HTTP_ORIGIN')
     if not origin:
         raise HandshakeError('%s handshake needs an Origin header (the answer repeats it)'

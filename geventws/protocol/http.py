@@ -31,7 +31,7 @@ def is_websocket_upgrade(environ: Environ) -> bool:
 def check_upgrade_request(environ: Environ) -> None:
     """What both families ask of the HTTP request that carries the upgrade."""
     if environ.get('REQUEST_METHOD') != 'GET':
-        raise HandshakeError('WebSocket handshake must use GET, not %s'
+        raise HandshakeError('WebSocket handshake must use GET, not %r'
                              % environ.get('REQUEST_METHOD'))
     if environ.get('SERVER_PROTOCOL', 'HTTP/1.0') in ('HTTP/0.9', 'HTTP/1.0'):
         raise HandshakeError('WebSocket handshake needs HTTP/1.1')
