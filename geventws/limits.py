@@ -77,6 +77,13 @@ REFUSAL_LINGER = 2.0
 MAX_HEADER_LINE = 64 * 1024
 MAX_HEADERS = 100
 
+#: Bytes a compressed message may inflate to in the event loop's thread; one that inflates
+#: to more is finished in the hub's threadpool. Inflating takes time in proportion to what
+#: it makes, which the compressed size does not bound (16 KB of deflate make 16 MiB, about
+#: 50 ms of zlib): this much is under a millisecond, and most messages fit in it without the
+#: threadpool's round trip.
+INFLATE_SLICE = 256 * 1024
+
 
 def _seconds_or_off(text: str) -> float | None:
     return None if text.strip().lower() in ('none', 'off') else float(text)

@@ -243,14 +243,14 @@ def test_offload_hook_gets_large_payloads_only():
     calls = []
 
     def offload(func, *args):
-        calls.append(len(args[1]))
+        calls.append(func.__name__)
         return func(*args)
 
     sender, receiver = server(offload_size=1000), client(offload_size=1000)
     sender.extension.offload = receiver.extension.offload = offload
     for data in (b'a' * 999, os.urandom(5000)):
         assert roundtrip(sender, receiver, data)[1] == [data]
-    assert len(calls) == 2 and calls[0] == 5000 and calls[1] >= 1000   # deflate, inflate
+    assert calls == ['_deflate', '_inflate']   # the 5000 random bytes, both ways
 
 
 # -- negotiation, server side (RFC 7692 7.1) ------------------------------------------------------

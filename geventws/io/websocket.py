@@ -55,8 +55,20 @@ _E = TypeVar('_E')
 
 def _off_the_hub(func: Callable[..., _T], *args: Any) -> _T:
     """Run CPU-heavy extension work (zlib on a large message, which releases the GIL) in
-    the hub's threadpool, so that the other connections are served meanwhile."""
-    return gevent.get_hub().threadpool.apply(func, args)
+    the hub's threadpool, so that the other connections are served meanwhile. What it
+    raises (a peer's corrupt or oversized message) is raised here, not in the threadpool,
+    which would print the traceback of each as if the server had failed."""
+    raised, result = gevent.get_hub().threadpool.apply(_outcome, (func, args))
+    if raised:
+        raise result
+    return result
+
+
+def _outcome(func: Callable[..., object], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    try:
+        return False, func(*args)
+    except Exception as exc:
+        return True, exc
 
 
 def _has_messages(queue: deque[QueuedEvent]) -> bool:

@@ -9,9 +9,12 @@ A server compresses with a 12-bit window and memLevel 5 and asks clients that al
 (bench/RESULTS.md, "Measurements behind the code"). Both zlib objects are created on first
 use, and dropped after each message when context takeover is off. Messages under ``min_size``
 (64 bytes) are sent uncompressed, which RFC 7692 section 6 allows: there compression saves
-less than a packet's headers. Payloads of ``offload_size`` or more go through ``offload``
-when the I/O layer sets it (the gevent layer runs zlib, which releases the GIL, in the hub's
-threadpool). This module never imports gevent.
+less than a packet's headers. Work that may take long goes through ``offload`` when the
+I/O layer sets it (the gevent layer runs zlib, which releases the GIL, in the hub's
+threadpool): compressing a payload of ``offload_size`` or more, and inflating what a message
+makes past its first ``INFLATE_SLICE`` bytes (all of it from a payload of ``offload_size`` or
+more). Inflating takes as long as what comes out, which a small payload does not bound. This
+module never imports gevent.
 
 zlib cannot compress raw DEFLATE with an 8-bit window (``wbits=-8`` is rejected since zlib
 1.2.9), so an agreed window of 8 bits is compressed with 9: zlib never emits a distance
@@ -23,6 +26,7 @@ import zlib
 from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar, Union
 
 from ..errors import HandshakeError, ProtocolError
+from ..limits import INFLATE_SLICE
 from .connection import Extension
 from .handshake import parse_extension_header
 
@@ -54,7 +58,8 @@ class DeflateOptions:
     ``server_max_window_bits`` only when set. ``*_no_context_takeover`` asks that side to
     compress each message on its own (less memory between messages, worse compression).
     ``level`` and ``mem_level`` go to zlib; ``min_size`` is the smallest message compressed;
-    ``offload_size`` the smallest payload handed to the I/O layer's ``offload`` hook.
+    ``offload_size`` the smallest payload handed whole to the I/O layer's ``offload`` hook
+    (smaller ones are inflated here up to ``INFLATE_SLICE`` bytes, the rest there).
     """
 
     def __init__(self, level: int = 6, mem_level: int = 5,
@@ -106,7 +111,7 @@ class PerMessageDeflate(Extension):
     """One connection's compressor and decompressor with the agreed parameters.
 
     ``offload``, when the I/O layer sets it, is ``offload(func, *args) -> result``: it runs
-    the zlib work on payloads of ``offload_size`` bytes or more away from the event loop.
+    zlib work that may take long away from the event loop (see the module docstring).
     """
 
     name = NAME
@@ -163,11 +168,25 @@ class PerMessageDeflate(Extension):
     # -- receiving (RFC 7692 7.2.2) ---------------------------------------------------------
 
     def decode(self, payload: bytes, max_size: int) -> bytes:
-        """Inflate one whole message, never producing more than ``max_size`` bytes."""
+        """Inflate one whole message, never producing more than ``max_size`` bytes. With an
+        ``offload`` hook, a payload under ``offload_size`` is inflated here up to
+        ``INFLATE_SLICE`` bytes, and only a message that makes more goes on there: a small
+        message costs no round trip, and a small payload that inflates to megabytes does
+        not hold up the event loop."""
         inflater = self._inflater
         if inflater is None:
             inflater = self._inflater = zlib.decompressobj(-self.receive_bits)
-        data = self._run(len(payload), _inflate, inflater, payload, max_size)
+        limit = max_size + 1
+        pending = _pieces(payload)
+        offload = self.offload
+        if offload is not None and len(payload) >= self._offload_size:
+            data = offload(_inflate, inflater, pending, limit, max_size)
+        elif offload is None or limit <= INFLATE_SLICE:
+            data = _inflate(inflater, pending, limit, max_size)
+        else:
+            data = _inflate(inflater, pending, INFLATE_SLICE, max_size)
+            if len(data) == INFLATE_SLICE:   # not done, maybe
+                data = offload(_inflate, inflater, pending, limit, max_size, data)
         if self.receive_reset:
             self._inflater = None
         elif inflater.eof:
@@ -199,22 +218,55 @@ def _deflate(deflater: zlib._Compress, payload: BytesLike) -> bytes:
     return deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
 
 
-def _inflate(inflater: zlib._Decompress, payload: bytes, max_size: int) -> bytes:
-    """Inflate ``payload`` plus the sync-flush tail, stopping as soon as the output passes
-    ``max_size``: a small message inflating to gigabytes never allocates more than that."""
-    limit = max_size + 1
+def _pieces(payload: bytes) -> list[BytesLike]:
+    """A message's input for ``_inflate``: its payload in pieces of ``INFLATE_SLICE`` bytes
+    at most (views, not copies), then the sync-flush tail; a payload of one piece takes the
+    tail along (copying it costs less than a zlib call)."""
+    if len(payload) <= INFLATE_SLICE:
+        return [payload + _TAIL]
+    view = memoryview(payload)
+    pieces: list[BytesLike] = [view[start:start + INFLATE_SLICE]
+                               for start in range(0, len(payload), INFLATE_SLICE)]
+    pieces.append(_TAIL)
+    return pieces
+
+
+def _inflate(inflater: zlib._Decompress, pending: list[BytesLike], budget: int,
+             max_size: int, done: bytes = b'') -> bytes:
+    """``done`` followed by what the ``pending`` inputs inflate to, until the message ends or
+    the output reaches ``budget`` bytes (the message may then go on: a later call continues
+    with what is left in ``pending``). Output past ``max_size`` fails with 1009; as the
+    budget of a whole message is ``max_size + 1``, a small message inflating to gigabytes
+    never allocates more than that.
+
+    Each zlib call makes at most ``INFLATE_SLICE`` bytes from at most one piece of input
+    (``_pieces``): zlib releases the GIL while it inflates, not while it joins its output
+    or copies the input it did not use, which on a large message would stop the event
+    loop's thread for milliseconds. The parts are joined once, by ``bytes.join``, which
+    releases the GIL for large copies."""
+    size = len(done)
+    parts = [done] if size else []
     try:
-        data = inflater.decompress(payload, limit)
-        if len(data) < limit and not inflater.eof:
-            rest = inflater.decompress(_TAIL, limit - len(data))
-            if rest:
-                data += rest
+        while pending and size < budget:
+            room = min(budget - size, INFLATE_SLICE)
+            data = inflater.decompress(pending[0], room)
+            if data:
+                parts.append(data)
+                size += len(data)
+            if len(data) == room:
+                # Stopped by the room: zlib may hold more output for input it has
+                # consumed, which the next call (with what is left, maybe b'') gives.
+                pending[0] = inflater.unconsumed_tail
+            elif inflater.eof:
+                break   # a final block (RFC 7692 7.2.3.4): what follows is not inflated
+            else:
+                del pending[0]
     except zlib.error as exc:
         raise ProtocolError('invalid compressed data (%s)' % exc, 1007) from None
-    if len(data) > max_size:
+    if size > max_size:
         raise ProtocolError('message over the limit of %d bytes after decompression'
                             % max_size, 1009)
-    return data
+    return parts[0] if len(parts) == 1 else b''.join(parts)
 
 
 # -- negotiation (RFC 7692 7.1) -----------------------------------------------------------------

@@ -17,7 +17,9 @@ objects per frame:
   costs no more than the copy; a separate in-place pass would read and write it all again.
 - A message that arrives whole in one call (the common small-message case) goes straight from
   the input to its ``bytes``/``str``; larger and fragmented messages are reassembled in a
-  ``bytes`` object allocated for the frame's announced length and handed out without a copy.
+  ``bytes`` object that grows with the bytes that arrive and is handed out without a copy.
+  An announced length is never allocated ahead of its bytes: it may be a lie, told by many
+  connections at once.
 - Text is validated by a UTF-8 automaton on every chunk that does not end its message, so a
   broken stream fails as soon as the bytes prove it (Autobahn's "fail fast" cases); the chunk
   that ends a message is validated by the one ``PyUnicode_DecodeUTF8`` that builds the ``str``.
@@ -49,9 +51,9 @@ cdef int OP_TEXT = frames.OP_TEXT, OP_BINARY = frames.OP_BINARY
 cdef enum:
     # Text messages up to this size that arrive whole are unmasked on the stack to decode.
     STACK_TEXT = 512
-    # Beyond this, a frame's announced length is not allocated ahead of its bytes (it could
-    # be a lie); the buffer then grows by half its size as the bytes arrive.
-    EAGER_LIMIT = 64 * 1024 * 1024
+    # Room a message's buffer has beyond the bytes that arrived when it is made or grown;
+    # then it grows by half its size, whichever is more.
+    RESERVE_AHEAD = 64 * 1024
 
 # UTF-8 automaton (RFC 3629 section 4), table-driven: a state says what the bytes seen so far
 # still require; each byte moves it through _UTF8_NEXT by the byte's class.
@@ -503,18 +505,21 @@ cdef class MessageReader:
         return 0
 
     cdef int _reserve(self, Py_ssize_t n) except -1:
-        """Room for ``n`` more bytes: the rest of the frame as announced (pages are only
-        touched as bytes arrive), or half as much again for fragmented messages."""
+        """Room for ``n`` more bytes, and ``RESERVE_AHEAD`` more or half as much again as
+        now: memory follows the bytes that arrive (a few reallocations for a large message),
+        not the length a header announces. Never past the message's end when this frame
+        ends it, nor past the size limit (both at least the bytes needed: the frame's length
+        was checked against the limit)."""
         cdef Py_ssize_t need = self._msg_len + n
-        cdef Py_ssize_t target = need
-        cdef unsigned long long rest = self._msg_len + self._remaining
+        cdef Py_ssize_t target = need + RESERVE_AHEAD
         cdef Py_ssize_t grown = self._msg_cap + self._msg_cap // 2
-        if rest - need <= EAGER_LIMIT:
-            target = <Py_ssize_t>rest
-        if <unsigned long long>grown > self._max:
-            grown = <Py_ssize_t>self._max
+        cdef unsigned long long end = self._msg_len + self._remaining
         if grown > target:
             target = grown
+        if self._fin and <unsigned long long>target > end:
+            target = <Py_ssize_t>end
+        elif <unsigned long long>target > self._max:
+            target = <Py_ssize_t>self._max
         if self._msg == NULL:
             self._msg = _new_bytes(NULL, target)
             if self._msg == NULL:
