@@ -153,14 +153,14 @@ def test_corrupt_data_after_the_slice_fails_with_1007_from_the_hook():
 def test_our_client_and_server_inflate_megabytes_in_the_threadpool(serve, monkeypatch):
     """Both roles get the hook from the I/O layer; both finish there what takes long."""
     threads = set()
-    off_the_hub = geventws.io.websocket._off_the_hub
+    off_the_hub = geventws.io.websocket.off_the_hub
 
     def recording(func, *args):
         if func is deflate._inflate:
             threads.add(threading.get_ident())
         return off_the_hub(func, *args)
 
-    monkeypatch.setattr(geventws.io.websocket, '_off_the_hub', recording)
+    monkeypatch.setattr(geventws.io.websocket, 'off_the_hub', recording)
     server = serve(echo_app)
     ws = connect(server.url, timeout=20)
     messages = MEGABYTES + ['é☺' * 100] + messages_around(INFLATE_SLICE)

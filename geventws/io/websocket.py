@@ -34,6 +34,7 @@ from ..protocol.frames import CLOSE_ABNORMAL
 from ..speedups import Lock
 from .base import CLOSED, CLOSING, CONNECTING, OPEN
 from .keepalive import Keepalive
+from .offload import off_the_hub
 from .sockio import open_channel, raw_socket
 from .transport import Transport
 
@@ -48,27 +49,8 @@ if TYPE_CHECKING:
     Acceptor = Callable[['WebSocket', str | Iterable[str] | None,
                          Iterable[tuple[str, str]] | None], None]
 
-_T = TypeVar('_T')
 #: The event an ``on*`` callback receives.
 _E = TypeVar('_E')
-
-
-def _off_the_hub(func: Callable[..., _T], *args: Any) -> _T:
-    """Run CPU-heavy extension work (zlib on a large message, which releases the GIL) in
-    the hub's threadpool, so that the other connections are served meanwhile. What it
-    raises (a peer's corrupt or oversized message) is raised here, not in the threadpool,
-    which would print the traceback of each as if the server had failed."""
-    raised, result = gevent.get_hub().threadpool.apply(_outcome, (func, args))
-    if raised:
-        raise result
-    return result
-
-
-def _outcome(func: Callable[..., object], args: tuple[Any, ...]) -> tuple[bool, Any]:
-    try:
-        return False, func(*args)
-    except Exception as exc:
-        return True, exc
 
 
 def _has_messages(queue: deque[QueuedEvent]) -> bool:
@@ -204,7 +186,7 @@ class WebSocket(Transport, Keepalive):
         self.extensions = extensions
         extension = getattr(conn, 'extension', None)
         if hasattr(extension, 'offload'):
-            extension.offload = _off_the_hub  # type: ignore[union-attr]
+            extension.offload = off_the_hub  # type: ignore[union-attr]
         self.ready_state = OPEN
         try:
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
