@@ -98,6 +98,7 @@ class WebSocketBase:
         def _terminate(self, code: int, reason: str, was_clean: bool) -> None: ...
         def _written(self) -> None: ...
         def _lose_connection(self, exc: OSError) -> NoReturn: ...
+        def _raise_if_closed(self) -> None: ...
         def _disarm(self) -> None: ...
         def accept(self, protocols: str | Iterable[str] | None = None,
                    headers: Iterable[tuple[str, str]] | None = None) -> None: ...
@@ -120,6 +121,11 @@ class WebSocketBase:
             if out is not None and (out.writing or out.size > CORK_LIMIT):
                 self._wait_writable()
             return
+        # A closed connection says so (ConnectionClosed) whatever the argument, None
+        # included: ``ws.send(ws.receive())`` loops written for gevent-websocket end on it.
+        self._raise_if_closed()
+        if message is None:
+            raise TypeError('send() takes str, bytes-like or an iterable of them, not None')
         with self._send_lock:
             pending = None
             for fragment in message:

@@ -253,9 +253,24 @@ class WebSocket(Transport, Keepalive):
         self._dispatch(event)
         return type(event) is not CloseEvent
 
-    def close(self, code: int = 1000, reason: str = '') -> None:
+    def _raise_if_closed(self) -> None:
+        """``ConnectionClosed`` once nothing more can be sent: our close went out, or the
+        connection is over."""
+        sent = getattr(self._conn, 'close_sent', None)
+        if sent is not None:
+            raise ConnectionClosed(*sent)
+        if self._over:
+            raise ConnectionClosed(self.close_code or CLOSE_ABNORMAL, self.close_reason or '')
+
+    def close(self, code: int = 1000, reason: str = '', *,
+              message: str | bytes | None = None) -> None:
         """Start the closing handshake and wait (up to ``close_timeout``) for it to finish.
-        Messages that arrive meanwhile are still delivered, before ``onclose``."""
+        Messages that arrive meanwhile are still delivered, before ``onclose``.
+        ``message`` is ``reason`` as gevent-websocket spells it (``close(1000, message=...)``);
+        bytes are taken as UTF-8, as it sends them."""
+        if message is not None:
+            reason = (message.decode('utf-8', 'replace') if isinstance(message, bytes)
+                      else message)
         self._ensure_open()
         if self._over:
             return
