@@ -254,11 +254,14 @@ def test_gunicorn_two_workers_with_the_redis_message_queue(programs, members, re
 
 
 @pytest.mark.gunicorn
-def test_gunicorn_one_worker_both_transports(programs, members):
+@pytest.mark.parametrize('preload', [[], ['--preload']], ids=['', 'preload'])
+def test_gunicorn_one_worker_both_transports(programs, members, preload):
+    """Also with ``--preload``, where the app is imported in the arbiter, before any worker:
+    the worker class registers geventws.compat as gunicorn loads it, earlier still."""
     port = free_port()
     programs([PYTHON, '-m', 'gunicorn', '-k', 'geventws.gunicorn.GeventWebSocketWorker',
               '-w', '1', '-b', '127.0.0.1:%d' % port, '--no-control-socket',
-              '--graceful-timeout', '1', 'socketio_app:app'], port, cwd=APPS_DIR,
+              '--graceful-timeout', '1', *preload, 'socketio_app:app'], port, cwd=APPS_DIR,
              env=_env(True))
     _exercise(port, members, 'geventws.compat')
 
