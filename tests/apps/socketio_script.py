@@ -1,13 +1,12 @@
 """A Flask-SocketIO script that runs its own server (``socketio.run``), with the one line
 geventws.compat asks of it: ``python socketio_script.py PORT``."""
-import geventws.compat.install  # noqa: F401  (before the app makes its SocketIO)
-
 import sys
 
 from gevent import monkey
 
 monkey.patch_all()
 
+import geventws.compat.install  # noqa: E402,F401  (before the app makes its SocketIO)
 from socketio_app import app, socketio  # noqa: E402
 
 if __name__ == '__main__':
