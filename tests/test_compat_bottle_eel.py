@@ -1,9 +1,12 @@
 """bottle-websocket and Eel on geventws (the README's recipe): a bottle-websocket app with
 geventws.compat.bottle's server adapter in place of bottle-websocket's, and an Eel app whose
 server Eel starts through that adapter once it replaces bottle-websocket's. Eel's side is
-played by a WebSocket client speaking Eel's protocol (JSON calls and returns) as eel.js does:
-Python functions called from the page, a page function called from Python."""
+played by a WebSocket client speaking Eel's protocol (JSON calls and returns) as eel.js does,
+and by eel.js itself in headless Chromium: Python functions called from the page, a page
+function called from Python."""
 import json
+
+import pytest
 
 from helpers import APPS_DIR, PYTHON, free_port, http_get, python_env, ws_connect
 
@@ -50,4 +53,18 @@ def test_eel(programs):
     assert {'return': 3, 'status': 'ok', 'value': 'sent', 'error': {}} in seen
     page.send(json.dumps({'return': call['call'], 'status': 'ok', 'value': None}))
     page.close()
+    assert 'Traceback' not in server.output()
+
+
+@pytest.mark.browser
+def test_eel_in_a_browser(programs, browser):
+    """The same app with its page in headless Chromium: eel.js calls Python (``add``), and
+    Python calls the page's ``shout`` back, over geventws."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    port = free_port()
+    server = programs([PYTHON, 'eel_app.py', str(port)], port, cwd=APPS_DIR, env=python_env())
+    browser.get('http://127.0.0.1:%d/main.html' % port)
+    result = WebDriverWait(browser, 20).until(
+        lambda driver: driver.execute_script('return window.__result || null'))
+    assert result == {'sum': 5, 'said': 'hello page'}
     assert 'Traceback' not in server.output()
