@@ -68,6 +68,17 @@ def test_close_takes_message_and_send_on_a_closed_socket_raises_connection_close
                       ("['a', 'b']", 4000), ('5', 4000)]
 
 
+def test_a_closed_client_raises_connection_closed_for_any_argument(echo_server):
+    import geventws
+    client = geventws.connect('ws://127.0.0.1:%d/' % echo_server.port)
+    client.send('x')
+    assert client.receive() == 'x'
+    client.close(1000, message=b'bye')
+    for argument in (None, 'text', b'bytes', ['a'], 5):
+        with pytest.raises(ConnectionClosed):
+            client.send(argument)
+
+
 def test_send_of_what_receive_gave_ends_the_loop_after_the_peer_closed(serve):
     """``ws.send(ws.receive())``, gevent-websocket's echo idiom: the None of the close makes
     send raise ConnectionClosed, which ends the loop."""
