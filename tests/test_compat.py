@@ -198,6 +198,12 @@ def test_send_frame_ping_pong_and_close(serve):
     ws.close()
 
 
+def test_the_gunicorn_worker_under_gevent_websockets_name():
+    from geventws.compat.gunicorn.workers import GeventWebSocketWorker
+    from geventws.gunicorn import GeventWebSocketWorker as ours
+    assert GeventWebSocketWorker is ours
+
+
 def test_websocket_server_is_a_wsgi_server_with_clients(serve):
     server = WebSocketServer(('127.0.0.1', 0), Resource(), debug=True)
     assert server.clients == {} and server.handler_class is CompatHandler

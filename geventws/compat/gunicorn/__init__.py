@@ -1,0 +1,1 @@
+"""gevent-websocket's ``gunicorn`` package: ``workers.GeventWebSocketWorker``."""
