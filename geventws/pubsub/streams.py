@@ -219,6 +219,7 @@ class RedisBackend:
             ch = channels.get(name[prefix:])
             if ch is None or ch.last is None:
                 continue
+            batch = []
             for raw_id, fields in entries:
                 text = raw_id.decode('ascii')
                 message_id = parse_id(text)
@@ -227,7 +228,9 @@ class RedisBackend:
                 data = fields.get(_TEXT)
                 message: Payload = data.decode('utf-8') if data is not None else \
                     fields.get(_BINARY, b'')
-                self.broker._deliver(ch, message_id, text, message)
+                batch.append((message_id, text, message))
+            if batch:
+                self.broker._deliver_batch(ch, batch)
 
 
 def _decode(entry: Any) -> Tuple[str, Payload]:
