@@ -228,13 +228,20 @@ def test_gunicorn_two_workers_with_the_redis_message_queue(programs, members, re
               '-w', '2', '-b', '127.0.0.1:%d' % port, '--no-control-socket',
               '--graceful-timeout', '1', 'socketio_app:app'], port, cwd=APPS_DIR,
              env=_env(hidden, SOCKETIO_MESSAGE_QUEUE=redis_url))
-    by_pid = {}
-    for _ in range(40):
-        member = members(port)
-        by_pid.setdefault(member.info()['pid'], []).append(member)
-        if len(by_pid) == 2 and all(len(group) >= 2 for group in by_pid.values()):
-            break
-    assert len(by_pid) == 2, 'one worker took every connection'
+    # Clients on both workers: while one worker is kept busy (the 'hog' event), only the
+    # other accepts; then the other way round.
+    first = members(port)
+    by_pid = {first.info()['pid']: [first]}
+    for hogged_by in (first, None):
+        hogged_by = hogged_by or next(group[0] for pid, group in by_pid.items()
+                                      if pid != first.info()['pid'])
+        hogged_by.sio.emit('hog', 1.5)
+        time.sleep(0.2)   # (the event is being handled)
+        for _ in range(2):
+            member = members(port)
+            by_pid.setdefault(member.info()['pid'], []).append(member)
+        hogged_by.info()   # answered once the hog is over
+    assert len(by_pid) == 2 and all(len(group) >= 2 for group in by_pid.values()), by_pid
     everyone = [member for group in by_pid.values() for member in group]
     info = everyone[0].info()
     assert info['geventwebsocket'] == ('geventws.compat' if hidden else 'geventwebsocket')

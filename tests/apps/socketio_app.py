@@ -6,6 +6,7 @@ served the WebSocket: the middleware around the app keeps the ``wsgi.websocket``
 upgrade requests in progress (observing only)."""
 import os
 import sys
+import time
 
 from flask import Flask, request
 from flask_socketio import SocketIO, disconnect, emit, join_room, leave_room
@@ -63,6 +64,15 @@ def on_ticks(count):
             socketio.sleep(0.01)
             socketio.emit('tick', i, to=sid)
     socketio.start_background_task(tick)
+
+
+@socketio.on('hog')
+def on_hog(seconds):
+    """Holds this process's CPU without yielding for ``seconds``: meanwhile only the other
+    workers accept connections (the tests place clients on each worker so)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
 
 
 @socketio.on('kick')
