@@ -32,7 +32,7 @@ SERVERS = os.path.join(BENCH, 'servers')
 OUT = os.path.join(BENCH, 'out')
 PYTHON = sys.executable
 #: (rate per second or None for as fast as possible, messages)
-PHASES = [(2, 10), (10, 30), (100, 100), (1000, 100), (None, 100)]
+PHASES = [(2, 10), (10, 30), (100, 200), (1000, 300), (None, 300)]
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 
 
