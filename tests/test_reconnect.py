@@ -9,7 +9,7 @@ import time
 
 import gevent
 
-from geventws import WebSocketClient
+from geventws import WebSocketClient, connect
 from helpers import free_port
 
 
@@ -72,6 +72,17 @@ def test_close_between_attempts_ends_run_forever(serve):
     ws.close()
     assert ws.join(5)
     assert runner.successful()
+
+
+def test_connect_opens_the_first_and_reconnects_after(serve):
+    server = serve(counting_app)
+    ws = connect(server.url, reconnect=True, reconnect_delay=0.01,
+                 headers=lambda: {'Last-Event-ID': '41'})
+    assert ws.ready_state == ws.OPEN and ws.connections == 1
+    assert [ws.receive(), ws.receive()] == ['since 41', '42']
+    ws.send('thanks')
+    assert [ws.receive(), ws.receive()] == ['since 41', '42'] and ws.connections == 2
+    ws.close()
 
 
 def test_without_reconnect_one_connection_only(serve):

@@ -14,7 +14,8 @@ come back with the last id it saw and miss nothing. When that id is older than t
 
 This module keeps who subscribed to what in this process and hands each message to them
 through ``broadcast()``, which never waits for a slow reader (its ``on_full`` policy
-applies). Where messages come from and how they are numbered and kept is the backend's:
+applies); messages that come together (a backlog read from Redis at once) go to each
+subscriber in one write. Where messages come from and how they are numbered and kept is the backend's:
 ``memory`` (the default) or ``streams`` (Redis Streams, one per channel; redis-py).
 """
 from __future__ import annotations
