@@ -72,6 +72,5 @@ def test_ten_thousand_connections_leave_nothing_behind(stress_server, swarms):
         assert seen['greenlets'] <= baseline['greenlets'], seen
         assert seen['fds'] <= baseline['fds'], seen
         assert seen['garbage'] == 0, seen
-    assert fds_after <= fds_before
     server.assert_running()
     assert log['tracebacks'] == 0, server.first_traceback()
