@@ -40,13 +40,7 @@ def broadcast(sockets: Iterable[WebSocket], message: Payload, on_full: str = 'sk
     shared: dict[Hashable, Buffers] = {}
     taken = 0
     for ws in sockets:
-        if ws.ready_state == CONNECTING and ws._acceptor is not None:
-            ws.accept()   # as send() does: a server's socket opens on first use
-        if ws.ready_state != OPEN:
-            continue
-        out = ws._out
-        if out is not None and out.size > ws.write_limit:
-            _full(ws, on_full)
+        if not takes_more(ws, on_full):
             continue
         conn: Any = ws._conn
         if conn._fragment_opcode:   # a fragmented message is under way: ours after it
@@ -72,6 +66,21 @@ def broadcast(sockets: Iterable[WebSocket], message: Payload, on_full: str = 'sk
         ws._push(list(frames))   # a copy: _push consumes it, and the frames are shared
         taken += 1
     return taken
+
+
+def takes_more(ws: WebSocket, on_full: str) -> bool:
+    """Whether ``ws`` takes what a broadcast sends it now: a server's socket not yet accepted
+    is accepted first (as by ``send()``), a closed one takes nothing, and one over its
+    ``write_limit`` is skipped or closed as ``on_full`` says."""
+    if ws.ready_state == CONNECTING and ws._acceptor is not None:
+        ws.accept()
+    if ws.ready_state != OPEN:
+        return False
+    out = ws._out
+    if out is not None and out.size > ws.write_limit:
+        _full(ws, on_full)
+        return False
+    return True
 
 
 def _full(ws: WebSocket, on_full: str) -> None:

@@ -247,14 +247,7 @@ class WebSocketClient(WebSocket):
         failures = 0
         while True:
             if self.ready_state == CONNECTING:
-                try:
-                    self.connect()
-                except (OSError, WebSocketError) as exc:
-                    self._never_opened(exc)
-                    failures += 1
-                else:
-                    failures = 0
-                    self._closed_meanwhile()
+                failures = self._open_again(failures)
             super().run_forever()
             if not self._again(failures):
                 return
@@ -265,16 +258,19 @@ class WebSocketClient(WebSocket):
         message = WebSocketBase.receive(self)  # (the compiled one, where it is)
         failures = 0
         while message is None and self._again(failures):
-            try:
-                self.connect()
-            except (OSError, WebSocketError) as exc:
-                self._never_opened(exc)
-                failures += 1
-            else:
-                failures = 0
-                self._closed_meanwhile()
+            failures = self._open_again(failures)
             message = WebSocketBase.receive(self)
         return message
+
+    def _open_again(self, failures: int) -> int:
+        """Open the connection (once more); the count of failed attempts in a row after it."""
+        try:
+            self.connect()
+        except (OSError, WebSocketError) as exc:
+            self._never_opened(exc)
+            return failures + 1
+        self._closed_meanwhile()
+        return 0
 
     def close(self, *args: Any, **kwargs: Any) -> None:
         """Close the connection (as ``WebSocket.close``); no other is opened after it."""

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple
 from gevent.event import Event
 
 from ..errors import ConnectionClosed, UnsupportedOperation
-from ..io.base import CLOSED, CONNECTING, OPEN
-from ..io.broadcast import _full, broadcast
+from ..io.base import CLOSED
+from ..io.broadcast import broadcast, takes_more
 
 if TYPE_CHECKING:
     from .._types import Payload
@@ -316,13 +316,7 @@ def _fan_out(sockets: Dict[WebSocket, None], messages: list[Payload], on_full: s
     something else right now take the messages one by one, through ``broadcast()``."""
     shared: Dict[Any, list[Any]] = {}
     for ws in sockets:
-        if ws.ready_state == CONNECTING and ws._acceptor is not None:
-            ws.accept()
-        if ws.ready_state != OPEN:
-            continue
-        out = ws._out
-        if out is not None and out.size > ws.write_limit:
-            _full(ws, on_full)
+        if not takes_more(ws, on_full):
             continue
         conn: Any = ws._conn
         key = conn.frame_key()
