@@ -58,6 +58,7 @@ test: build typecheck $(NODE_STAMP) $(AUTOBAHN_STAMP)
 
 # The peers (setup.cfg's bench extra) once; bench/run.py compiles the load generator into
 # bench/out/ (git-ignored). Node ws is an extra column when tests/node has been installed.
+# Then S8 (bench/s8.py: pub/sub through a redis-server of its own; S8_ARGS, e.g. --quick).
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
@@ -66,6 +67,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: build $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/s8.py $(S8_ARGS)
 
 # The churn soak (tests/stress/soak.py, not part of `make test`): SOAK_SECONDS (600 by default)
 # of connections opened, echoed, closed and reset against one server, its RSS and descriptors
