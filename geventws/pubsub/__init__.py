@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple
 
 from gevent.event import Event
 
-from ..errors import ConnectionClosed, UnsupportedOperation
 from ..io.base import CLOSED
-from ..io.broadcast import broadcast, takes_more
+from ..io.broadcast import broadcast, broadcast_many
 
 if TYPE_CHECKING:
     from .._types import Payload
@@ -243,8 +242,8 @@ class Broker:
             return
         ch.last = batch[-1][0]
         if ch.subscribers:
-            _fan_out(ch.subscribers, [self._wrap(id_text, message)
-                                      for _, id_text, message in batch], self.on_full)
+            broadcast_many(ch.subscribers, [self._wrap(id_text, message)
+                                            for _, id_text, message in batch], self.on_full)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -308,29 +307,3 @@ class Broker:
                 ch.waiting.pop(ws, None)
                 self._drop_if_unused(ch)
 
-
-def _fan_out(sockets: Dict[WebSocket, None], messages: list[Payload], on_full: str) -> None:
-    """``broadcast()`` of several messages in a row, with one write per connection: the
-    frames of all of them, built once per kind of connection (``frame_key``). Connections
-    whose frames are their own (compression with context takeover) or that are sending
-    something else right now take the messages one by one, through ``broadcast()``."""
-    shared: Dict[Any, list[Any]] = {}
-    for ws in sockets:
-        if not takes_more(ws, on_full):
-            continue
-        conn: Any = ws._conn
-        key = conn.frame_key()
-        if key is None or conn._fragment_opcode or ws._send_lock.locked():
-            for message in messages:
-                broadcast((ws,), message, on_full)
-            continue
-        frames = shared.get(key)
-        try:
-            if frames is None:
-                frames = shared[key] = [frame for message in messages
-                                        for frame in conn.send_message(message, offload=False)]
-            elif conn.close_sent is not None:
-                continue
-        except (ConnectionClosed, UnsupportedOperation):
-            continue
-        ws._push(list(frames))   # a copy: _push consumes it, and the frames are shared
