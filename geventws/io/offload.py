@@ -2,10 +2,9 @@
 
 zlib releases the GIL while it (de)compresses, so the hub's threadpool lets the loop serve
 the other connections meanwhile. But threads that inflate compete with the loop's thread for
-the cores: four bombs inflating at once on a 2-core machine left the loop a fraction of a
-core, and its other connections waited for hundreds of milliseconds. So at most
-``OFFLOAD_THREADS`` pieces of work run at once per hub (one core is the loop's), the others
-wait their turn in their own greenlets; the memory inflating at once is bounded as well.
+the cores, so at most ``OFFLOAD_THREADS`` pieces of work run at once per hub (one core stays
+the loop's); the others wait their turn in their own greenlets, and the memory inflating at
+once is bounded as well (bench/RESULTS.md, "Measurements behind the code").
 """
 from __future__ import annotations
 
